@@ -1,0 +1,8 @@
+"""Built-in reference solvers, one module per task, registered in :data:`TASKS`."""
+
+from ups.registry import Registry
+
+TASKS: Registry = Registry("task")
+
+# Register members explicitly so `TASKS` is complete after `import ups.data.solvers`.
+from ups.data.solvers import burgers1d as burgers1d  # noqa: E402

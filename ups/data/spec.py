@@ -1,0 +1,88 @@
+"""Dataset facts in one frozen object, passed to metrics, guards and models instead of loose keyword arguments.
+
+A :class:`TaskSpec` is read back from a store's attributes (``TaskSpec.from_attrs``) so everything downstream of the
+data layer knows the grid, the time step, the field order, the boundary condition and the conserved quantities of the
+data it is scoring, without re-deriving them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+BoundaryKind = Literal["periodic", "dirichlet", "neumann", "none"]
+
+
+@dataclass(frozen=True)
+class ConservedQuantity:
+    """A quantity Q = ∫ density dV whose density is stored as channel ``field``."""
+
+    name: str
+    field: str
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """Static facts about a task's stored data.
+
+    Attributes:
+        task: registered task name, e.g. ``"burgers1d"``.
+        fields: channel order of the ``C`` axis in ``[B, T, C, *S]`` arrays.
+        grid_shape: number of cells along each spatial axis (``S``).
+        domain: physical length of each spatial axis.
+        dt: physical time between two stored frames.
+        bc: boundary condition of the domain walls: ``periodic``, ``dirichlet``, ``neumann`` or ``none``.
+        bc_value: prescribed wall value g (Dirichlet value, or Neumann normal derivative).
+        conserved: conserved quantities, each the domain integral of one field.
+        param_names: names of the per-trajectory PDE parameters stored in ``<split>/params``.
+        steady: True for steady tasks (input field → output field, no rollout).
+    """
+
+    task: str
+    fields: tuple[str, ...]
+    grid_shape: tuple[int, ...]
+    domain: tuple[float, ...]
+    dt: float
+    bc: BoundaryKind = "periodic"
+    bc_value: float = 0.0
+    conserved: tuple[ConservedQuantity, ...] = ()
+    param_names: tuple[str, ...] = ()
+    steady: bool = False
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.grid_shape)
+
+    @property
+    def spacing(self) -> tuple[float, ...]:
+        """Cell size along each spatial axis (uniform grid, cell-centred or periodic nodes)."""
+        return tuple(length / n for length, n in zip(self.domain, self.grid_shape, strict=True))
+
+    @property
+    def cell_volume(self) -> float:
+        vol = 1.0
+        for h in self.spacing:
+            vol *= h
+        return vol
+
+    def channel(self, name: str) -> int:
+        return self.fields.index(name)
+
+    @property
+    def conserved_channels(self) -> tuple[int, ...]:
+        return tuple(self.channel(q.field) for q in self.conserved)
+
+    def to_attrs(self) -> dict[str, Any]:
+        """JSON-safe dict stored in the Zarr root attributes under ``spec``."""
+        d = asdict(self)
+        d["conserved"] = [asdict(q) for q in self.conserved]
+        return d
+
+    @classmethod
+    def from_attrs(cls, d: dict[str, Any]) -> TaskSpec:
+        d = dict(d)
+        d["conserved"] = tuple(ConservedQuantity(**q) for q in d.get("conserved", ()))
+        for key in ("fields", "grid_shape", "domain", "param_names"):
+            d[key] = tuple(d.get(key, ()))
+        return cls(**d)

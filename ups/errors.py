@@ -1,0 +1,12 @@
+"""The one exception type for bad user input.
+
+Anything a user hands us (config, data store, checkpoint, gate or champion file) is validated where it enters and, when
+wrong, raises :class:`UserInputError` with one readable line that names what is wrong. The CLI and the pytest plugin
+turn it into that line and exit code 2, never a traceback.
+"""
+
+
+class UserInputError(Exception):
+    """Bad user input; ``str(err)`` is the one line shown to the user."""
+
+    exit_code = 2
