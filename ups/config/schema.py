@@ -1,0 +1,451 @@
+"""The one typed config tree of UPS: ``UPSConfig`` and its sections.
+
+Every section is a frozen pydantic model with ``extra="forbid"``, so a misspelt key fails at load time with its dotted
+path, and ``UPSConfig.model_dump()`` *is* the experiment record (defaults filled). Defaults follow the playbook's rules
+of thumb; the comments say which. docs/config.md documents every section and the reference-template mapping.
+
+Derived sizes: ``operator.pdet.input_dim``, ``operator.pdet.hidden_dim``, ``diffusion.latent_dim``,
+``diffusion.hidden_dim``, ``latent.decoder.hidden_dim`` and ``ttc.decoder.latent_dim`` default to ``latent.dim`` when
+omitted (filled before validation, so the dump is explicit); when given they are checked against it.
+"""
+
+from __future__ import annotations
+
+from itertools import pairwise
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
+
+from ups.config.merge import get_path, setdefault_path
+
+PosInt = Annotated[int, Field(ge=1)]
+NonNegInt = Annotated[int, Field(ge=0)]
+PosFloat = Annotated[float, Field(gt=0)]
+NonNegFloat = Annotated[float, Field(ge=0)]
+Fraction = Annotated[float, Field(ge=0, le=1)]
+OpenUnit = Annotated[float, Field(gt=0, lt=1)]
+Lambda = Annotated[float, Field(ge=0, le=2)]  # playbook: physics-residual guidance λ ≤ 2, re-check calibration
+Name = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$")]
+SplitName = Annotated[str, Field(pattern=r"^(train|val|test|ood_[a-z0-9_]+)$")]
+
+#: pydantic error type of a cross-field check; ``ctx["path"]`` is the offending field relative to the error's loc.
+FIELD_CHECK = "ups_field_check"
+
+
+def field_error(path: str, reason: str) -> PydanticCustomError:
+    """A validation error that names the offending field (dotted, relative to the model that raises it)."""
+    return PydanticCustomError(FIELD_CHECK, "{path}: {reason}", {"path": path, "reason": reason})
+
+
+class Section(BaseModel):
+    """Base of every config section: frozen, unknown keys rejected."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+# --- run, data ------------------------------------------------------------------------------------------------------
+
+
+class RunConfig(Section):
+    seed: int = 0  # seeds torch/numpy/python for training and sampling
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    mixed_precision: Literal["bf16", "fp16", "fp32"] = "bf16"  # autocast dtype when training.amp on CUDA
+    model: Name = "latent_operator"  # the candidate: a name registered in ups.models.MODELS, checked at build
+    save_every: PosInt = 1000  # optimizer steps between checkpoints
+    notes: tuple[str, ...] = ()  # free text kept with the record (e.g. reference-template keys without a UPS key)
+
+
+class DataConfig(Section):
+    task: Name = "burgers1d"  # a registered task name, checked when the dataset is built
+    split: SplitName = "train"
+    root: str = "data"
+    size: Literal["small", "full"] = "small"
+    seed: int = 0  # generation seed of the built-in solvers; splits are frozen by it
+    fields: tuple[str, ...] | None = None  # channels to model, in this order; None: all of the task's fields
+    patch_size: PosInt = 1  # grid encoder: cells per patch along each axis
+
+
+# --- model ----------------------------------------------------------------------------------------------------------
+
+
+class DecoderConfig(Section):
+    """AnyPointDecoder: Fourier-featured query coordinates cross-attend to the latent tokens."""
+
+    hidden_dim: PosInt = 32  # default: latent.dim
+    num_layers: PosInt = 2
+    num_heads: PosInt = 4
+    frequencies: tuple[PosFloat, ...] = Field((1.0, 2.0, 4.0, 8.0), min_length=1)
+    query_points: PosInt = 16384  # per frame in training (capped at the grid size); playbook 8k-32k
+
+    @model_validator(mode="after")
+    def _heads_divide(self) -> DecoderConfig:
+        if self.hidden_dim % self.num_heads:
+            raise field_error("num_heads", f"must divide hidden_dim ({self.hidden_dim}), got {self.num_heads}")
+        return self
+
+
+class LatentConfig(Section):
+    dim: PosInt = 32
+    tokens: PosInt = 32
+    encoder: Literal["grid", "upt"] = "grid"  # GridEncoder (patches) or UPTEncoder (points → supernodes → Perceiver)
+    supernodes: PosInt = 2048  # UPT encoder only; playbook 2k-8k (capped at the number of input points)
+    decoder: DecoderConfig = DecoderConfig()
+
+
+class PDETConfig(Section):
+    """PDE-Transformer backbone.
+
+    ``group_size`` is the number of tokens per attention window (the playbook's ``window_size``): the token sequence
+    of each stage is padded to a multiple of it, and at coarse U-stages a window is min(group_size, tokens there).
+    With ``u_shape``, stage ``i`` runs ``depths[i]`` blocks on tokens pooled by ``u_stages[i]`` (down, then mirrored
+    up), so ``len(depths) == len(u_stages)`` and total depth is ``sum(depths)``.
+    """
+
+    input_dim: PosInt = 32  # default: latent.dim (must equal it)
+    hidden_dim: PosInt = 32  # default: latent.dim
+    depths: tuple[PosInt, ...] = Field((1, 1, 1), min_length=1)
+    group_size: PosInt = 8  # playbook window_size 8-16; increase to cut memory
+    num_heads: PosInt = 4  # keep head_dim ~64 at scale
+    mlp_ratio: PosInt = 4
+    shifted_windows: bool = True
+    u_shape: bool = True
+    u_stages: tuple[PosInt, ...] = Field((1, 2, 4), min_length=1)  # token pooling factor per stage
+    channel_separated: bool = False  # per-channel token streams; multiplies tokens by C (presets S/B/L turn it on)
+    qk_rmsnorm: bool = True
+    dropout: Fraction = 0.0  # usually not needed with EMA + clip
+    drop_path: Fraction = 0.0  # stochastic depth; playbook 0.1-0.2 for deep stacks
+
+    @model_validator(mode="after")
+    def _shape_checks(self) -> PDETConfig:
+        if self.hidden_dim % self.num_heads:
+            raise field_error("num_heads", f"must divide hidden_dim ({self.hidden_dim}), got {self.num_heads}")
+        if self.u_shape:
+            if len(self.u_stages) != len(self.depths):
+                raise field_error("u_stages", f"needs one factor per stage of depths ({len(self.depths)})")
+            if self.u_stages[0] != 1 or any(b % a or b <= a for a, b in pairwise(self.u_stages)):
+                raise field_error("u_stages", "must start at 1 and each factor must be a larger multiple of the last")
+        return self
+
+
+class ConditioningConfig(Section):
+    adaln: bool = True  # AdaLN-Zero
+    # "dt", "params" (all of the task's PDE parameters), a parameter name (e.g. "Re"), "bc_type", "geometry_id".
+    inputs: tuple[str, ...] = ("dt", "params", "bc_type")
+    time_encoding: Literal["learned_fourier", "sinusoidal"] = "learned_fourier"
+
+
+class OperatorConfig(Section):
+    pdet: PDETConfig = PDETConfig()
+    conditioning: ConditioningConfig = ConditioningConfig()
+
+
+class DiffusionConfig(Section):
+    """Few-step residual corrector (rectified flow, distilled to a consistency student)."""
+
+    enabled: bool = True
+    latent_dim: PosInt = 32  # default: latent.dim (must equal it)
+    hidden_dim: PosInt = 32  # default: latent.dim
+    num_layers: PosInt = 3
+    method: Literal["rectified_flow", "consistency"] = "consistency"  # sampler at inference
+    steps: int = Field(2, ge=1, le=4)  # playbook: 1-2 step student
+    cadence_steps: PosInt = 16  # corrector every k rollout steps; playbook 8-32
+    gap_threshold: PosFloat | None = None  # also correct when the physics gap exceeds this
+    guidance_lambda: Lambda = 1.0
+
+
+# --- training -------------------------------------------------------------------------------------------------------
+
+
+class LossWeights(Section):
+    task: NonNegFloat = 1.0  # nRMSE
+    edge: NonNegFloat = 1e-3  # TV; playbook: 1e-3-5e-3, only if spectral ringing appears
+    conservation: NonNegFloat = 1e-3
+    inverse_encode: NonNegFloat = 0.5  # UPT latent stability
+    inverse_decode: NonNegFloat = 0.5
+
+
+class TrainingConfig(Section):
+    batch_size: PosInt = 16
+    batch_tokens: PosInt | None = None  # when set: batch_size = max(1, batch_tokens // latent.tokens)
+    time_stride: PosInt = 1  # stored frames per model step
+    dt: PosFloat | None = None  # Δt fed to the conditioner; None: time_stride × the dataset's dt
+    num_workers: NonNegInt = 0
+    shuffle: bool = True
+    latent_cache_dir: str | None = None
+    amp: bool = True  # autocast (run.mixed_precision) on CUDA; no effect on CPU
+    compile: bool = False
+    activation_checkpointing: bool = False
+    ema_decay: float = Field(0.9995, ge=0, lt=1)  # playbook 0.999-0.9999
+    grad_clip: PosFloat | None = 1.0  # global norm; a stage's grad_clip overrides it
+    horizon_curriculum: tuple[PosInt, ...] = Field((4, 8, 16, 32), min_length=1)
+    grow_every_steps: PosInt = 2000
+    freeze_bottom_on_grow: bool = True  # freeze the bottom third when the horizon first grows
+    sampling_temperature: PosFloat = 0.7  # regime/BC sampler; playbook 0.6-0.8
+    early_stop_at: Fraction | None = 0.35  # stop if val has not beaten baseline by 1σ at this budget fraction
+    physics_spike_factor: PosFloat | None = 10.0  # abort (keep last good checkpoint) past this × baseline gap
+    loss: LossWeights = LossWeights()
+
+    @model_validator(mode="after")
+    def _curriculum_grows(self) -> TrainingConfig:
+        h = self.horizon_curriculum
+        if any(b < a for a, b in pairwise(h)):
+            raise field_error("horizon_curriculum", f"must be non-decreasing, got {list(h)}")
+        return self
+
+
+class OptimizerConfig(Section):
+    name: Literal["adamw", "adam"] = "adamw"
+    lr: PosFloat = 3e-4  # playbook: 3e-4 at ~256k batch tokens, scale linearly
+    betas: tuple[Annotated[float, Field(ge=0, lt=1)], Annotated[float, Field(ge=0, lt=1)]] = (0.9, 0.95)
+    weight_decay: NonNegFloat = 0.01  # operators 0.01; diffusion stages default to 0.02
+
+
+class SchedulerConfig(Section):
+    name: Literal["cosineannealinglr", "constant"] = "cosineannealinglr"
+    t_max: PosInt | None = None  # cosine period in epochs; None: the stage's epochs
+    eta_min: NonNegFloat = 0.0
+    warmup_ratio: Fraction = 0.05  # linear warm-up over this fraction of the stage's steps; playbook 3-6%
+
+
+class StageConfig(Section):
+    """One training stage; ``epochs: 0`` skips it."""
+
+    default_weight_decay: ClassVar[float] = 0.01
+
+    epochs: NonNegInt = 20
+    optimizer: OptimizerConfig = OptimizerConfig()
+    scheduler: SchedulerConfig = SchedulerConfig()
+    grad_clip: PosFloat | None = None  # None: training.grad_clip
+
+    @model_validator(mode="before")
+    @classmethod
+    def _stage_weight_decay(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("optimizer", {}), dict):
+            optimizer = {"weight_decay": cls.default_weight_decay, **data.get("optimizer", {})}
+            data = {**data, "optimizer": optimizer}
+        return data
+
+
+class DiffusionStageConfig(StageConfig):
+    default_weight_decay: ClassVar[float] = 0.02  # playbook: 0.02-0.05 for diffusion backbones
+
+    epochs: NonNegInt = 8
+    grad_clip: PosFloat | None = 0.8  # playbook: 0.5-0.8 for diffusion
+
+
+class SteadyPriorStageConfig(DiffusionStageConfig):
+    """Flow-matching prior for steady tasks (a separate head)."""
+
+    epochs: NonNegInt = 20
+    objective: Literal["flow_matching"] = "flow_matching"
+    noise_schedule: Literal["cosine", "linear"] = "cosine"
+    sampler_steps: int = Field(8, ge=1, le=64)  # playbook: 6-12 after distillation
+    guidance_lambda: Lambda = 1.0
+
+
+class StagesConfig(Section):
+    operator: StageConfig = StageConfig()
+    diff_residual: DiffusionStageConfig = DiffusionStageConfig()
+    consistency_distill: DiffusionStageConfig = DiffusionStageConfig(epochs=4)
+    steady_prior: SteadyPriorStageConfig = SteadyPriorStageConfig()
+
+
+# --- test-time computing --------------------------------------------------------------------------------------------
+
+
+class TTCSamplerConfig(Section):
+    tau_range: tuple[OpenUnit, OpenUnit] = (0.15, 0.85)
+    noise_std: NonNegFloat = 0.015
+    noise_schedule: tuple[NonNegFloat, ...] = (0.03, 0.015, 0.005)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> TTCSamplerConfig:
+        if self.tau_range[0] >= self.tau_range[1]:
+            raise field_error("tau_range", f"must be increasing (low < high), got {list(self.tau_range)}")
+        return self
+
+
+class RewardWeights(Section):
+    mass: NonNegFloat = 1.0
+    energy: NonNegFloat = 0.1
+    penalty_negative: NonNegFloat = 0.5
+    tv: NonNegFloat = 0.0
+
+
+class TTCRewardConfig(Section):
+    """Reward on decoded fields; terms whose field the task lacks are skipped."""
+
+    grid: tuple[PosInt, ...] | None = None  # decode grid for the reward; None: the task's grid
+    mass_field: str | None = None  # None: the task's conserved quantities
+    energy_field: str | None = None
+    weights: RewardWeights = RewardWeights()
+
+
+class TTCDecoderConfig(Section):
+    """The decoder TTC scores with. It is always the *trained* ``latent.decoder``: these fields must match it."""
+
+    latent_dim: PosInt = 32  # default: latent.dim (must equal it)
+    query_dim: PosInt | None = None  # spatial dims of queries; None: the task's
+    hidden_dim: PosInt = 32
+    num_layers: PosInt = 2
+    num_heads: PosInt = 4
+    frequencies: tuple[PosFloat, ...] = Field((1.0, 2.0, 4.0, 8.0), min_length=1)
+    output_channels: dict[str, PosInt] = {}  # fields the reward reads
+
+
+#: Architecture fields shared by ``ttc.decoder`` and ``latent.decoder`` (each fills the other's omissions).
+DECODER_ARCH = ("hidden_dim", "num_layers", "num_heads", "frequencies")
+
+
+class TTCConfig(Section):
+    enabled: bool = False
+    steps: PosInt = 1
+    candidates: PosInt = 8
+    beam_width: PosInt = 3
+    horizon: PosInt = 1  # look-ahead steps per candidate
+    max_evaluations: PosInt | None = None  # reward evaluations per sample; None: unlimited
+    sampler: TTCSamplerConfig = TTCSamplerConfig()
+    reward: TTCRewardConfig = TTCRewardConfig()
+    decoder: TTCDecoderConfig | None = None
+
+    @model_validator(mode="after")
+    def _beam_fits(self) -> TTCConfig:
+        if self.beam_width > self.candidates:
+            raise field_error("beam_width", f"must be <= candidates ({self.candidates}), got {self.beam_width}")
+        return self
+
+
+# --- physics, eval, logging -----------------------------------------------------------------------------------------
+
+
+class ProjectionsConfig(Section):
+    """Post-decode projections, applied where the task has the structure (velocity, positive or conserved fields)."""
+
+    hodge_div_free: bool = False
+    positivity_clamp: bool = False
+    flux_continuity: bool = False
+
+
+class PhysicsConfig(Section):
+    projections: ProjectionsConfig = ProjectionsConfig()
+    budgets_check: bool = True  # log per-step conservation budgets
+
+
+class EvalBudget(Section):
+    """Budget of one evaluation size (``data.size``)."""
+
+    time_budget_s: PosFloat = 3600.0  # playbook Small Eval: 10-60 min
+    rollout_steps: PosInt | None = None  # overrides eval.rollout_steps at this size
+
+
+class FullEvalBudget(EvalBudget):
+    time_budget_s: PosFloat = 8 * 3600.0  # playbook Full Eval: overnight
+
+
+class EvalConfig(Section):
+    rollout_steps: PosInt = 16  # predicted frames per rollout (input frames excluded)
+    horizons: tuple[PosInt, ...] = (1, 4, 16)  # nRMSE@k / pearson@k steps, each <= rollout_steps
+    splits: tuple[SplitName, ...] = Field(("test",), min_length=1)
+    ensemble_size: PosInt = 8  # corrector samples for ECE / CRPS / spread-skill
+    small: EvalBudget = EvalBudget()
+    full: FullEvalBudget = FullEvalBudget()
+
+    @model_validator(mode="after")
+    def _horizons_fit(self) -> EvalConfig:
+        for i, k in enumerate(self.horizons):
+            if k > self.rollout_steps:
+                raise field_error(f"horizons.{i}", f"{k} exceeds rollout_steps ({self.rollout_steps})")
+        return self
+
+    def steps_for(self, size: Literal["small", "full"]) -> int:
+        """Rollout length at a data size: that size's override, else ``rollout_steps``."""
+        return getattr(self, size).rollout_steps or self.rollout_steps
+
+    def horizons_for(self, size: Literal["small", "full"]) -> tuple[int, ...]:
+        """The configured horizons that fit the rollout length at ``size``."""
+        return tuple(k for k in self.horizons if k <= self.steps_for(size))
+
+
+class LoggingConfig(Section):
+    wandb: bool = False
+    wandb_project: str = "ups"
+    wandb_mode: Literal["offline", "online"] = "offline"
+    tensorboard: bool = False
+    write_html_dashboard: bool = True
+    log_every: PosInt = 50  # optimizer steps
+    output_dir: str = "artifacts/runs"
+
+
+# --- the whole tree -------------------------------------------------------------------------------------------------
+
+
+class UPSConfig(Section):
+    """The whole config. Cross-field checks report the dotted path of the field to fix."""
+
+    run: RunConfig = RunConfig()
+    data: DataConfig = DataConfig()
+    latent: LatentConfig = LatentConfig()
+    operator: OperatorConfig = OperatorConfig()
+    diffusion: DiffusionConfig = DiffusionConfig()
+    training: TrainingConfig = TrainingConfig()
+    stages: StagesConfig = StagesConfig()
+    ttc: TTCConfig = TTCConfig()
+    physics: PhysicsConfig = PhysicsConfig()
+    eval: EvalConfig = EvalConfig()
+    logging: LoggingConfig = LoggingConfig()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_derived(cls, data: Any) -> Any:
+        latent = data.get("latent", {}) if isinstance(data, dict) else None
+        if isinstance(latent, LatentConfig):
+            dim = latent.dim
+        elif isinstance(latent, dict):
+            dim = latent.get("dim") or LatentConfig.model_fields["dim"].default
+        else:
+            return data
+        for path in [
+            ("operator", "pdet", "input_dim"),
+            ("operator", "pdet", "hidden_dim"),
+            ("diffusion", "latent_dim"),
+            ("diffusion", "hidden_dim"),
+        ]:
+            data = setdefault_path(data, path, dim)
+        ttc_decoder = get_path(data, ("ttc", "decoder"))[1]
+        if isinstance(ttc_decoder, dict):
+            data = setdefault_path(data, ("ttc", "decoder", "latent_dim"), dim)
+            latent_decoder = get_path(data, ("latent", "decoder"))[1]
+            latent_decoder = latent_decoder if isinstance(latent_decoder, dict) else {}
+            for key in DECODER_ARCH:  # each side fills the other's omissions; what neither gives gets the default
+                if key in ttc_decoder:
+                    data = setdefault_path(data, ("latent", "decoder", key), ttc_decoder[key])
+                elif key in latent_decoder:
+                    data = setdefault_path(data, ("ttc", "decoder", key), latent_decoder[key])
+            data = setdefault_path(data, ("ttc", "decoder", "hidden_dim"), dim)
+        data = setdefault_path(data, ("latent", "decoder", "hidden_dim"), dim)
+        return data
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> UPSConfig:
+        dim, tokens, pdet = self.latent.dim, self.latent.tokens, self.operator.pdet
+        if pdet.input_dim != dim:
+            raise field_error("operator.pdet.input_dim", f"must equal latent.dim ({dim}), got {pdet.input_dim}")
+        if self.diffusion.latent_dim != dim:
+            raise field_error("diffusion.latent_dim", f"must equal latent.dim ({dim}), got {self.diffusion.latent_dim}")
+        if pdet.group_size > tokens:
+            raise field_error("operator.pdet.group_size", f"must be <= latent.tokens ({tokens}), got {pdet.group_size}")
+        if pdet.u_shape and tokens % pdet.u_stages[-1]:
+            raise field_error("operator.pdet.u_stages", f"coarsest factor must divide latent.tokens ({tokens})")
+        if (decoder := self.ttc.decoder) is not None:
+            if decoder.latent_dim != dim:
+                raise field_error("ttc.decoder.latent_dim", f"must equal latent.dim ({dim}), got {decoder.latent_dim}")
+            for key in DECODER_ARCH:
+                mine, trained = getattr(decoder, key), getattr(self.latent.decoder, key)
+                if mine != trained:
+                    reason = f"must match latent.decoder.{key} ({trained}): TTC scores with the trained decoder"
+                    raise field_error(f"ttc.decoder.{key}", reason)
+        needs_student = self.diffusion.enabled and self.diffusion.method == "consistency"
+        if needs_student and self.stages.consistency_distill.epochs == 0:
+            raise field_error("stages.consistency_distill.epochs", "must be > 0 when diffusion.method is consistency")
+        return self
