@@ -1,0 +1,22 @@
+"""Small-suite gates: `pytest benchmarks -m small_eval`.
+
+One test per (task, gate) of ``gates/small.yaml``, against ``champions/small/<task>.json``. Regression gates fail the
+run; promotion rules decide whether ``--ups-promote`` may rewrite the champion and never fail the run (a candidate
+that does not improve is expected, reported as xfail with the deciding numbers).
+"""
+
+import pytest
+
+pytestmark = pytest.mark.small_eval
+
+
+def test_regression_gate(ups_regression_result):
+    result, case = ups_regression_result
+    if result.outcome == "fail":
+        pytest.fail(result.message(case.task), pytrace=False)
+
+
+def test_promotion_rule(ups_promotion_result):
+    result, case = ups_promotion_result
+    if result.outcome in ("fail", "inconclusive"):
+        pytest.xfail(f"not promotable: {result.message(case.task)}")

@@ -1,0 +1,79 @@
+"""Champion snapshots round-trip, reject malformed files, and are read from a git ref when asked."""
+
+import json
+import subprocess
+
+import pytest
+
+from ups.errors import UserInputError
+from ups.harness.champions import Champion, load_champion, write_champion
+from ups.harness.stats import SeedStat
+
+
+def make(nrmse=0.5):
+    return Champion(
+        suite="small",
+        task="burgers1d",
+        run_id="r1",
+        commit="abc",
+        config_hash="c",
+        data_hash="d",
+        code_hash="e",
+        date="2026-11-27",
+        metrics={"test": {"nrmse": SeedStat.from_seeds({0: nrmse, 1: nrmse + 0.1})}},
+    )
+
+
+def test_round_trip(tmp_path):
+    path = tmp_path / "burgers1d.json"
+    write_champion(path, make())
+    back = load_champion(path)
+    assert back.stat("test", "nrmse").mean == pytest.approx(0.55)
+    assert back.stat("test", "nrmse").per_seed == {0: 0.5, 1: 0.6}
+    assert back == make()
+
+
+def test_missing_file_means_no_champion(tmp_path):
+    assert load_champion(tmp_path / "none.json") is None
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        ("{not json", "invalid JSON"),
+        ("[]", "expected a JSON object"),
+        ('{"suite": "small"}', "missing key 'task'"),
+    ],
+)
+def test_malformed_champion_is_one_line(tmp_path, content, needle):
+    path = tmp_path / "c.json"
+    path.write_text(content)
+    with pytest.raises(UserInputError, match=needle):
+        load_champion(path)
+
+
+def test_non_numeric_mean_rejected(tmp_path):
+    path = tmp_path / "c.json"
+    d = make().as_dict()
+    d["metrics"]["test"]["nrmse"]["mean"] = "low"
+    path.write_text(json.dumps(d))
+    with pytest.raises(UserInputError, match="metrics.test.nrmse.mean"):
+        load_champion(path)
+
+
+def test_ref_reads_base_branch_not_working_tree(tmp_path):
+    git = lambda *a: subprocess.run(["git", *a], cwd=tmp_path, check=True, capture_output=True)  # noqa: E731
+    git("init", "-q", "-b", "main")
+    git("config", "user.email", "t@t")
+    git("config", "user.name", "t")
+    path = tmp_path / "champions" / "small" / "burgers1d.json"
+    write_champion(path, make(nrmse=0.5))
+    git("add", ".")
+    git("commit", "-qm", "base champion")
+    write_champion(path, make(nrmse=9.0))  # a pull request edits the champion it is judged against
+    assert load_champion(path).stat("test", "nrmse").mean == pytest.approx(9.05)
+    from_base = load_champion(path, ref="main", repo=tmp_path)
+    assert from_base.stat("test", "nrmse").mean == pytest.approx(0.55)
+    assert load_champion(tmp_path / "champions" / "small" / "other.json", ref="main", repo=tmp_path) is None
+    with pytest.raises(UserInputError, match="champion ref"):
+        load_champion(path, ref="no-such-branch", repo=tmp_path)

@@ -1,0 +1,149 @@
+"""End-to-end runs of the pytest plugin in a scratch project: bootstrap, gate, record, fail readably, exit 2."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ups.store.results import ResultsStore
+
+REPO = Path(__file__).resolve().parents[2]
+SUITE = """\
+suite: small
+gates: gates/small.yaml
+champions: champions/small
+seeds: [0]
+candidate: {model: persistence}
+tasks:
+  burgers1d: {size: small, splits: [test], steps: 8, horizons: [1, 8]}
+"""
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("ups_cache")
+
+
+@pytest.fixture(scope="module")
+def bootstrapped(tmp_path_factory, cache_dir) -> tuple[Path, subprocess.CompletedProcess]:
+    """A scratch project whose champion was created by a real `--ups-promote` run (done once per module)."""
+    root = tmp_path_factory.mktemp("template")
+    (root / "configs" / "suites").mkdir(parents=True)
+    (root / "configs" / "suites" / "small_eval.yaml").write_text(SUITE)
+    (root / "gates").mkdir()
+    shutil.copy(REPO / "gates" / "small.yaml", root / "gates" / "small.yaml")
+    (root / "benchmarks").mkdir()
+    shutil.copy(REPO / "benchmarks" / "test_small_eval.py", root / "benchmarks" / "test_small_eval.py")
+    (root / "pytest.ini").write_text("[pytest]\n")
+    return root, run(root, cache_dir, "--ups-promote")
+
+
+@pytest.fixture
+def project(tmp_path: Path, bootstrapped) -> Path:
+    """A fresh copy of the bootstrapped project: champion present, results store holding the bootstrap run."""
+    shutil.copytree(bootstrapped[0], tmp_path, dirs_exist_ok=True)
+    return tmp_path
+
+
+def run(project: Path, cache_dir: Path, *args: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "pytest", "benchmarks", "-m", "small_eval", "-p", "no:cacheprovider"]
+    cmd += [f"--ups-cache-dir={cache_dir}", *args]
+    return subprocess.run(cmd, cwd=project, capture_output=True, text=True, timeout=600)
+
+
+def table_counts(db: Path) -> dict[str, int]:
+    store = ResultsStore(db)
+    runs = store.runs()
+    return {
+        "runs": len(runs),
+        "metrics": sum(len(store.metrics(r["run_id"])) for r in runs),
+        "gate_results": sum(len(store.gate_results(r["run_id"])) for r in runs),
+    }
+
+
+def metric_rows(db: Path, run_id: str) -> list[tuple]:
+    rows = ResultsStore(db).metrics(run_id)
+    return sorted((r["task"], r["split"], r["seed"], r["metric"], r["horizon"] or 0, r["value"]) for r in rows)
+
+
+@pytest.mark.slow
+def test_bootstrap_then_gate_records_every_table(bootstrapped, project, cache_dir):
+    first = bootstrapped[1]
+    assert "promoted burgers1d" in first.stdout
+    assert first.returncode == 0, first.stdout + first.stderr
+    champion = json.loads((project / "champions" / "small" / "burgers1d.json").read_text())
+    assert champion["candidate"] == {"model": "persistence"}
+    assert champion["metrics"]["test"]["nrmse@8"]["n"] == 1
+
+    second = run(project, cache_dir)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "burgers1d     regression nrmse" in second.stdout
+    counts = table_counts(project / "reports" / "results.duckdb")
+    assert counts["runs"] == 2 and counts["metrics"] > 0 and counts["gate_results"] > 0
+    html = (project / "reports" / "leaderboard.html").read_text()
+    assert 'src="http' not in html and "<script" in html
+    assert (project / "reports" / "leaderboard.png").read_bytes()[:4] == b"\x89PNG"
+    assert not list((project / "reports" / ".shards").iterdir())  # shards ingested and removed
+
+
+@pytest.mark.slow
+def test_parallel_and_serial_runs_record_the_same_metric_rows(project, cache_dir):
+    serial = run(project, cache_dir)
+    parallel = run(project, cache_dir, "-n", "2")
+    assert serial.returncode == 0 and parallel.returncode == 0, parallel.stdout + parallel.stderr
+    db = project / "reports" / "results.duckdb"
+    runs = sorted(ResultsStore(db).runs(), key=lambda r: r["created_at"])
+    rows = [metric_rows(db, r["run_id"]) for r in runs[1:]]
+    assert rows[0] == rows[1]
+    keys = [r[:5] for r in rows[1]]
+    assert len(keys) == len(set(keys))  # no doubled rows from the two workers
+
+
+@pytest.mark.slow
+def test_unreachable_champion_fails_regression_gate_in_one_line(project, cache_dir):
+    path = project / "champions" / "small" / "burgers1d.json"
+    champion = json.loads(path.read_text())
+    champion["metrics"]["test"]["nrmse"]["mean"] = 1e-6
+    path.write_text(json.dumps(champion))
+    result = run(project, cache_dir)
+    assert result.returncode == 1
+    lines = [line for line in result.stdout.splitlines() if line.startswith("burgers1d nrmse max_ratio(1.1) fail")]
+    assert lines, result.stdout
+    assert "candidate=" in lines[0] and "champion=1e-06" in lines[0] and "threshold=1.1e-06" in lines[0]
+
+
+@pytest.mark.slow
+def test_champion_ref_ignores_a_champion_edited_by_the_pull_request(project, cache_dir):
+    git = lambda *a: subprocess.run(["git", *a], cwd=project, check=True, capture_output=True)  # noqa: E731
+    git("init", "-q", "-b", "main")
+    git("-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "base", "--allow-empty")
+    git("add", "champions")
+    git("-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "champion")
+    path = project / "champions" / "small" / "burgers1d.json"
+    champion = json.loads(path.read_text())
+    champion["metrics"]["test"]["nrmse"]["mean"] = 1e-6  # would fail the candidate if it were believed
+    path.write_text(json.dumps(champion))
+    assert run(project, cache_dir, "--ups-champion-ref=main").returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("edit", "needle"),
+    [
+        (("gates/small.yaml", "regression:\n  - {metric: nrmse, rule: max_ratoi, value: 1.1}\n"), "regression.0.rule"),
+        (("configs/suites/small_eval.yaml", SUITE.replace("steps: 8", "steps: eight")), "tasks.burgers1d.steps"),
+        (("configs/suites/small_eval.yaml", SUITE.replace("persistence", "persistance")), "unknown model"),
+        (("champions/small/burgers1d.json", "{not json"), "invalid JSON"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(project, cache_dir, edit, needle):
+    name, text = edit
+    (project / name).parent.mkdir(parents=True, exist_ok=True)
+    (project / name).write_text(text)
+    result = run(project, cache_dir)
+    out = result.stdout + result.stderr
+    assert result.returncode == 2, out
+    assert needle in out
+    assert "Traceback" not in out

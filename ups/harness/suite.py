@@ -1,0 +1,72 @@
+"""Suite files (``configs/suites/<name>.yaml``): which tasks, splits, horizons, seeds and candidate a suite runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from ups.errors import UserInputError
+
+
+class TaskEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    size: Literal["small", "full"] = "small"
+    splits: list[str] = ["test"]
+    steps: int = Field(16, ge=1, description="predicted frames per rollout (input frames excluded)")
+    horizons: list[int] = [1, 4, 16]
+
+    @model_validator(mode="after")
+    def _horizons_fit(self) -> TaskEntry:
+        if any(k < 1 or k > self.steps for k in self.horizons):
+            raise ValueError(f"horizons {self.horizons} must lie in 1..steps={self.steps}")
+        return self
+
+
+class CandidateEntry(BaseModel):
+    """The candidate under test: a registered model name (baselines) or a training config path."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: str | None = None
+    config: str | None = None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> CandidateEntry:
+        if (self.model is None) == (self.config is None):
+            raise ValueError("give exactly one of candidate.model or candidate.config")
+        return self
+
+
+class SuiteConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    suite: Literal["small", "full"]
+    gates: str
+    champions: str
+    seeds: list[int] = [0]
+    data_seed: int = 0
+    timing_repeats: int = Field(5, ge=3)
+    candidate: CandidateEntry
+    tasks: dict[str, TaskEntry]
+
+
+SUITE_FILES = {"small": "configs/suites/small_eval.yaml", "full": "configs/suites/full_eval.yaml"}
+
+
+def load_suite(path: str | Path) -> SuiteConfig:
+    path = Path(path)
+    if not path.is_file():
+        raise UserInputError(f"suite file {path}: not found")
+    try:
+        raw = yaml.safe_load(path.read_text())
+        return SuiteConfig.model_validate(raw or {})
+    except yaml.YAMLError as err:
+        raise UserInputError(f"suite file {path}: invalid YAML ({str(err).splitlines()[0]})") from None
+    except ValidationError as err:
+        first = err.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"])
+        raise UserInputError(f"suite file {path}: {loc}: {first['msg']}") from None
