@@ -51,7 +51,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         raise UserInputError(f"data {store.path}: no split {missing[0]!r} (has {', '.join(store.splits)})")
 
     torch.manual_seed(cfg.run.seed)
-    model = model_cls()
+    model = model_cls.build(cfg, store.spec, store.stats())
     steps, horizons = cfg.eval.steps_for(cfg.data.size), cfg.eval.horizons_for(cfg.data.size)
     rows = []
     for split in cfg.eval.splits:

@@ -119,7 +119,8 @@ class SuiteRunner:
 
     def build_candidate(self, task: str, seed: int) -> Surrogate:
         torch.manual_seed(seed)
-        return MODELS.get(self.candidate_config["model"])()
+        store = self.dataset(task)
+        return MODELS.get(self.candidate_config["model"]).build(None, store.spec, store.stats())
 
     def _evaluate_cached(self, task: str, seed: int, split: str) -> EvalResult:
         entry = self.task_entry(task)

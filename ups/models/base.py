@@ -35,4 +35,7 @@ class Surrogate(Protocol):
     def num_parameters(self) -> int: ...
 
 
+#: name → model class. Every class has ``build(cfg, spec, stats) -> Surrogate``: ``cfg`` is the validated
+#: :class:`~ups.config.UPSConfig` (None for baselines that need none), ``spec`` the task's
+#: :class:`~ups.data.spec.TaskSpec`, and ``stats`` the train-split normalisation statistics ``{field: (mean, std)}``.
 MODELS: Registry = Registry("model")

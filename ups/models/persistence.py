@@ -16,6 +16,10 @@ from ups.models.base import MODELS
 class Persistence:
     n_input = 1
 
+    @classmethod
+    def build(cls, cfg=None, spec=None, stats=None) -> Persistence:
+        return cls()
+
     def rollout(self, inputs: torch.Tensor, steps: int, params: torch.Tensor | None = None) -> torch.Tensor:
         last = inputs[:, -1]  # [B, C, *S]
         # materialise the copies: a real model writes every frame, so the timing should too
