@@ -27,7 +27,9 @@ class Controller:
         workerinput = getattr(config, "workerinput", None)
         self.is_worker = workerinput is not None
         self.worker_id = workerinput["workerid"] if workerinput else "main"
-        self.stamp = workerinput["ups_stamp"] if workerinput else datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        self.stamp = (
+            workerinput["ups_stamp"] if workerinput else datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+        )
         self.root = Path(config.rootpath)
         self.reports_dir = self.root / config.getoption("--ups-reports-dir")
         self.db_path = self.root / config.getoption("--ups-results-db")

@@ -20,12 +20,6 @@ from ups.harness.stats import SeedStat
 from ups.provenance import code_hash, environment, git_info
 
 
-def new_run_id(config_hash: str, commit: str) -> str:
-    """``<config_hash[:10]>-<commit[:8]>-<UTC timestamp>``: derived from config and commit, unique per run."""
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
-    return f"{config_hash[:10]}-{commit[:8]}-{stamp}"
-
-
 @dataclass
 class ShardWriter:
     path: Path
