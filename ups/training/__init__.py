@@ -1,0 +1,1 @@
+"""Staged, config-driven training: optimisation, checkpoints, guards."""
