@@ -1,4 +1,4 @@
-"""``ups data generate|validate|info``: the data layer's command-line entry points.
+"""``ups data generate|validate|info|convert``: the data layer's command-line entry points.
 
 :func:`register` adds the ``data`` command to the top-level parser; each sub-command stores its handler as
 ``func`` (``args.func(args) -> int``). Bad input raises :class:`~ups.errors.UserInputError`, which the top-level CLI
@@ -11,12 +11,13 @@ import argparse
 
 from ups.data.solvers import TASKS
 from ups.data.store import DatasetStore, validate_store
+from ups.errors import UserInputError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``data`` and its sub-commands to ``subparsers`` (from ``parser.add_subparsers()``)."""
     data = subparsers.add_parser("data", help="generate, validate and inspect dataset stores")
-    sub = data.add_subparsers(dest="data_command", required=True, metavar="{generate,validate,info}")
+    sub = data.add_subparsers(dest="data_command", required=True, metavar="{generate,validate,info,convert}")
 
     gen = sub.add_parser("generate", help="run a task's reference solver into a Zarr store")
     gen.add_argument("--task", required=True, help=f"task name ({', '.join(TASKS.names())})")
@@ -32,6 +33,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     info = sub.add_parser("info", help="print a store's task, splits, shapes, stats and hash")
     info.add_argument("path", help="store path")
     info.set_defaults(func=cmd_info)
+
+    conv = sub.add_parser("convert", help="convert PDEBench or The Well HDF5 files into a Zarr store (streaming)")
+    conv.add_argument("--format", required=True, choices=["pdebench", "the_well"], help="layout of the input files")
+    conv.add_argument(
+        "--input", required=True, action="extend", nargs="+", metavar="FILE", help="HDF5 file(s); repeat or list"
+    )
+    conv.add_argument("--out", required=True, help="store path, e.g. data/burgers-pdebench.zarr")
+    conv.add_argument("--task", required=True, help="task name recorded in the store")
+    conv.add_argument("--splits", default="train=0.8,val=0.1,test=0.1", help="NAME=FRACTION,...; default %(default)s")
+    conv.add_argument("--seed", type=int, default=0, help="seed of the split permutation; default 0")
+    conv.add_argument(
+        "--bc",
+        choices=["periodic", "dirichlet", "neumann", "none"],
+        help="boundary condition, overriding the file's (PDEBench files record none)",
+    )
+    conv.add_argument("--max-mb", type=float, default=256.0, help="memory cap for array data in MiB; default 256")
+    conv.set_defaults(func=cmd_convert)
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -71,4 +89,26 @@ def cmd_info(args: argparse.Namespace) -> int:
     for field, (mean, std) in store.stats().items():
         print(f"  {field:<12} mean {mean:.6g}  std {std:.6g}")
     print(f"sha256    {store.content_sha256}")
+    return 0
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from ups.data.readers.convert import convert, parse_splits
+
+    if not args.max_mb > 0:
+        raise UserInputError(f"--max-mb must be positive, got {args.max_mb:g}")
+    digest = convert(
+        args.format,
+        args.input,
+        args.out,
+        args.task,
+        splits=parse_splits(args.splits),
+        seed=args.seed,
+        bc=args.bc,
+        max_bytes=int(args.max_mb * 2**20),
+    )
+    store = DatasetStore.open(args.out)
+    splits = ", ".join(f"{name} {store.ids(name).shape[0]}" for name in store.splits)
+    n_files = len(args.input)
+    print(f"wrote {args.out} ({args.task} from {n_files} {args.format} file(s); {splits}; sha256 {digest[:12]})")
     return 0
