@@ -15,7 +15,7 @@ import pytest
 
 import ups.cli
 from ups.data import cli as data_cli
-from ups.data.readers.convert import content_sha256, convert, parse_splits, split_indices
+from ups.data.readers.convert import convert, parse_splits, split_indices
 from ups.data.store import DatasetStore, compute_content_sha256, validate_store
 from ups.errors import UserInputError
 
@@ -85,7 +85,7 @@ def test_stats_come_from_train_only_and_hash_matches_the_store_definition(tmp_pa
     np.testing.assert_allclose(store.stats()["u"], (train.mean(), train.std()), rtol=1e-12)
     assert abs(store.stats()["u"][0] - u.mean()) > 1e-3
     digest = store.content_sha256
-    assert digest == compute_content_sha256(tmp_path / "s.zarr") == content_sha256(tmp_path / "s.zarr", 1)
+    assert digest == compute_content_sha256(tmp_path / "s.zarr") == compute_content_sha256(tmp_path / "s.zarr", 1)
 
 
 def test_bc_override_nan_and_inconsistent_inputs(tmp_path):

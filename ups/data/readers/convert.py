@@ -21,7 +21,6 @@ memory, hence this streaming twin); ``validate_store`` accepts it and recomputes
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 import shutil
@@ -38,7 +37,7 @@ from ups.data.readers.pdebench import PDEBenchReader
 from ups.data.readers.the_well import TheWellReader
 from ups.data.spec import BoundaryKind, TaskSpec
 from ups.data.splits import split_order
-from ups.data.store import FORMAT_VERSION, DatasetStore, _replace_dir, _write, array_paths, iter_rows
+from ups.data.store import FORMAT_VERSION, DatasetStore, _replace_dir, _write, compute_content_sha256
 from ups.errors import UserInputError
 
 #: format name → reader class.
@@ -300,7 +299,7 @@ def _write_store(
                 "spec": spec.to_attrs(),
             }
         )
-        digest = content_sha256(tmp, block_bytes)
+        digest = compute_content_sha256(tmp, block_bytes)
         root.attrs["content_sha256"] = digest
         _replace_dir(tmp, path)
     except BaseException:
@@ -328,20 +327,3 @@ def _copy_field(
                     moments.add(traj)
             arr[start + pos : start + pos + len(block)] = block
         start += len(local)
-
-
-def content_sha256(path: str | Path, max_bytes: int) -> str:
-    """The store's content hash exactly as :func:`ups.data.store.compute_content_sha256` defines it, read in blocks
-    of at most ``max_bytes`` (that function reads 64 trajectories at a time, unbounded for full-size data)."""
-    root = zarr.open_group(str(path), mode="r", zarr_format=3)
-    hasher = hashlib.sha256()
-    for name in array_paths(root):
-        arr = root[name]
-        dtype = np.dtype(arr.dtype).newbyteorder("<")
-        hasher.update(f"{name}|{dtype.str}|{list(arr.shape)}\n".encode())
-        row_bytes = dtype.itemsize * int(np.prod(arr.shape[1:], dtype=np.int64))
-        for block in iter_rows(arr, rows=max(1, max_bytes // max(row_bytes, 1))):
-            hasher.update(np.ascontiguousarray(block, dtype=dtype).data)
-    attrs = {k: v for k, v in dict(root.attrs).items() if k != "content_sha256"}
-    hasher.update(json.dumps(attrs, sort_keys=True, separators=(",", ":")).encode())
-    return hasher.hexdigest()
