@@ -6,3 +6,5 @@ TASKS: Registry = Registry("task")
 
 # Register members explicitly so `TASKS` is complete after `import ups.data.solvers`.
 from ups.data.solvers import burgers1d as burgers1d  # noqa: E402
+from ups.data.solvers import darcy2d as darcy2d  # noqa: E402
+from ups.data.solvers import diffreact2d as diffreact2d  # noqa: E402
