@@ -53,9 +53,17 @@ def generate_dataset(task: str, size: str, out: str | Path, seed: int = 0) -> Pa
 
 
 def solver_source_sha256(task: str) -> str:
-    """sha256 of the source file of the module that defines the task's generator."""
-    source = inspect.getsourcefile(TASKS.get(task))
-    return hashlib.sha256(Path(source).read_bytes()).hexdigest()
+    """sha256 of the task's solver module and every shared module beside it (``_*.py``, and modules it imports).
+
+    Solvers share numerics (e.g. ``_finite_volume.py``, euler2d importing euler1d), so hashing only the task's own
+    file would miss changes that alter its data. Hashing the whole solvers folder errs on the side of regenerating.
+    """
+    source = Path(inspect.getsourcefile(TASKS.get(task)))
+    h = hashlib.sha256()
+    for path in sorted(source.parent.glob("*.py")):
+        h.update(path.name.encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
 
 
 def cache_key(task: str, size: str, seed: int) -> str:

@@ -1,0 +1,255 @@
+"""Compressible Euler equations of an ideal gas in 1D, ∂_t(ρ, ρu, E) + ∂_x(ρu, ρu² + p, u(E + p)) = 0, with
+p = (γ − 1)(E − ½ρu²), on the periodic unit interval.
+
+Solver (:mod:`ups.data.solvers._finite_volume`): finite volumes, MUSCL reconstruction of the primitive variables with
+the MC limiter, the HLLC Riemann solver (Toro, *Riemann Solvers and Numerical Methods for Fluid Dynamics*, 3rd ed.
+2009, §10.4) and SSP-RK2 with CFL-limited steps, positivity kept by an a-posteriori first-order fallback.
+
+Data: Riemann problems on the periodic domain (a slab [x_lo, x_hi) of one constant state inside another, so both of
+its edges are Sod-type shock tubes whose waves later interact), random ρ, u and p of each state with a set pressure
+ratio, γ per trajectory. Stored parameters: ``gamma`` and ``pressure_ratio`` (max p / min p of the initial states).
+``ood_regime`` has pressure ratios far above the training range; ``ood_bc`` has reflective walls instead of periodic
+boundaries. See docs/data_format.md.
+
+Cells are centred at the stored coordinates x_j = j·h (h = 1/N), so cell j covers [(j − ½)h, (j + ½)h); with walls
+(``ood_bc``), the walls are the outer faces x = −h/2 and x = 1 − h/2.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from ups.data.solvers import TASKS
+from ups.data.solvers._finite_volume import (
+    BoundaryType,
+    FVScheme,
+    conserved_to_primitive,
+    primitive_to_conserved,
+    solve_euler,
+)
+from ups.data.spec import ConservedQuantity, TaskSpec
+from ups.data.splits import SplitData
+from ups.errors import UserInputError
+
+__all__ = ["Euler1D", "EulerSize", "FVScheme", "conserved_to_primitive", "primitive_to_conserved", "solve_euler1d"]
+
+
+def solve_euler1d(
+    u0: np.ndarray,
+    gamma: float | np.ndarray,
+    t_out: np.ndarray,
+    *,
+    dx: float,
+    bc: BoundaryType = "periodic",
+    scheme: FVScheme = FVScheme(),  # noqa: B008 - frozen dataclass, safe as a default
+    max_step: float | None = None,
+) -> np.ndarray:
+    """Integrate 1D Euler from the conserved cell means ``u0`` ``[B, 3, N]`` (ρ, ρu, E) to the times ``t_out``.
+
+    Returns:
+        float64 ``[B, T, 3, N]``.
+    """
+    return solve_euler(u0, gamma, t_out, spacing=(dx,), bc=bc, scheme=scheme, max_step=max_step)
+
+
+@dataclass(frozen=True)
+class EulerSize:
+    """One size of an Euler dataset (shared by ``euler1d`` and ``euler2d``).
+
+    Attributes:
+        n: cells along each spatial axis.
+        n_frames: stored frames t = 0, dt, …, (n_frames − 1)·dt (frame 0 is the initial condition).
+        dt: time between stored frames.
+        counts: trajectories per split.
+        gamma_range: γ ~ U(gamma_range) per trajectory, in every split.
+        rho_range: density of each constant state ~ U(rho_range).
+        u_max: each velocity component of each state ~ U(−u_max, u_max); non-zero so the momentum is a real
+            conserved quantity (its initial integral of |ρu| normalises the conservation gap).
+        p_high_range: the highest pressure of a trajectory ~ U(p_high_range). Fixing the high end bounds the sound
+            speed (and so the step count) while the ratio sets the shock strength.
+        ratio_train: pressure ratio max p / min p of train/val/test/ood_bc, log-uniform.
+        ratio_ood: pressure ratio of ``ood_regime``, log-uniform, above ``ratio_train``: stronger shocks.
+        centre_range, width_range: the inner slab (1D) or rectangle (2D, per axis) of the initial data has its centre
+            ~ U(centre_range) and width ~ U(width_range); the defaults keep it inside [0.1, 0.9], clear of the walls.
+        ood_bc: wall type of the ``ood_bc`` split.
+        scheme: finite-volume scheme.
+        batch: trajectories solved together (bounds the float64 working memory of the full size).
+    """
+
+    n: int
+    n_frames: int
+    dt: float
+    counts: dict[str, int] = field(default_factory=dict)
+    gamma_range: tuple[float, float] = (1.3, 1.7)
+    rho_range: tuple[float, float] = (0.1, 1.0)
+    u_max: float = 0.5
+    p_high_range: tuple[float, float] = (0.5, 1.0)
+    ratio_train: tuple[float, float] = (2.0, 10.0)
+    ratio_ood: tuple[float, float] = (30.0, 100.0)
+    centre_range: tuple[float, float] = (0.35, 0.65)
+    width_range: tuple[float, float] = (0.2, 0.5)
+    ood_bc: BoundaryType = "reflective"
+    scheme: FVScheme = FVScheme()
+    batch: int = 128
+
+
+def lookup_size(task: str, sizes: dict[str, EulerSize], size: str | EulerSize) -> EulerSize:
+    if isinstance(size, EulerSize):
+        return size
+    if size not in sizes:
+        raise UserInputError(f"unknown size {size!r} for task {task}; valid: {', '.join(sorted(sizes))}")
+    return sizes[size]
+
+
+def sample_riemann_data(
+    rng: np.random.Generator, cfg: EulerSize, n_states: int, ndim: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Draw γ and the constant states of every trajectory of every split, in ``cfg.counts`` order.
+
+    Draws, in order and one call each: γ, ρ, velocities, the highest pressure, a log-position of every state's
+    pressure between the lowest and the highest, and the pressure ratio's position in its (per-split) range.
+
+    Returns:
+        gamma ``[n_total]``, primitive states ``[n_total, 2 + ndim, n_states]`` (ρ, u_0.., p), the pressure
+        ratio ``[n_total]``, and the split name of each trajectory ``[n_total]``.
+    """
+    names = np.repeat(np.asarray(list(cfg.counts)), list(cfg.counts.values()))
+    n_total = names.size
+    gamma = rng.uniform(*cfg.gamma_range, size=n_total)
+    rho = rng.uniform(*cfg.rho_range, size=(n_total, n_states))
+    vel = rng.uniform(-cfg.u_max, cfg.u_max, size=(n_total, ndim, n_states))
+    p_high = rng.uniform(*cfg.p_high_range, size=n_total)
+    z = rng.uniform(size=(n_total, n_states))
+    z = (z - z.min(axis=1, keepdims=True)) / (z.max(axis=1, keepdims=True) - z.min(axis=1, keepdims=True))
+    v = rng.uniform(size=n_total)
+    lo, hi = np.log(
+        np.where(names == "ood_regime", np.asarray(cfg.ratio_ood)[:, None], np.asarray(cfg.ratio_train)[:, None])
+    )
+    ratio = np.exp(lo + v * (hi - lo))
+    p = p_high[:, None] * ratio[:, None] ** (z - 1.0)  # one state at p_high, one at p_high / ratio
+    states = np.concatenate([rho[:, None], vel, p[:, None]], axis=1)
+    return gamma, states, ratio, names
+
+
+def cell_fraction(lo: np.ndarray, hi: np.ndarray, n: int) -> np.ndarray:
+    """Fraction of each cell [(j − ½)h, (j + ½)h) inside [lo, hi), h = 1/n; ``lo``, ``hi`` ``[B]`` → ``[B, n]``."""
+    h = 1.0 / n
+    centres = np.arange(n) * h
+    overlap = np.minimum(centres + 0.5 * h, hi[:, None]) - np.maximum(centres - 0.5 * h, lo[:, None])
+    return np.clip(overlap / h, 0.0, 1.0)
+
+
+def solve_splits(
+    u0: np.ndarray, gamma: np.ndarray, names: np.ndarray, cfg: EulerSize, spacing: tuple[float, ...]
+) -> np.ndarray:
+    """Solve every trajectory (``ood_bc`` between ``cfg.ood_bc`` walls, the rest periodic) in batches.
+
+    Returns:
+        float32 ``[C, traj, time, *space]``: channel-first, so each field of each split is a contiguous view (the
+        full 2D size is ~10 GB; per-field copies would double it).
+    """
+    t_out = np.arange(cfg.n_frames) * cfg.dt
+    out = np.empty((u0.shape[1], u0.shape[0], cfg.n_frames, *u0.shape[2:]), dtype=np.float32)
+    bcs = np.where(names == "ood_bc", cfg.ood_bc, "periodic")
+    for bc in np.unique(bcs):
+        idx = np.flatnonzero(bcs == bc)
+        for lo in range(0, idx.size, cfg.batch):
+            sel = idx[lo : lo + cfg.batch]
+            u = solve_euler(u0[sel], gamma[sel], t_out, spacing=spacing, bc=str(bc), scheme=cfg.scheme)
+            out[:, sel] = np.moveaxis(u, 2, 0)  # [B, T, C, *S] → [C, B, T, *S]
+    return out
+
+
+def pack_splits(
+    frames: np.ndarray, params: np.ndarray, fields: tuple[str, ...], cfg: EulerSize
+) -> dict[str, SplitData]:
+    """Cut ``frames [C, traj, time, *space]`` into consecutive id blocks, one per split in ``cfg.counts`` order."""
+    splits: dict[str, SplitData] = {}
+    start = 0
+    for name, count in cfg.counts.items():
+        sl = slice(start, start + count)
+        splits[name] = SplitData(
+            fields={f: frames[c, sl] for c, f in enumerate(fields)},
+            params=params[sl].astype(np.float32),
+            ids=np.arange(start, start + count, dtype=np.int64),
+        )
+        start += count
+    return splits
+
+
+@TASKS.register("euler1d")
+class Euler1D:
+    """The ``euler1d`` task: sizes, :class:`TaskSpec` and the seeded dataset generator."""
+
+    solver = "euler1d/fv-muscl-hllc-ssprk2"
+    fields = ("rho", "mom", "E")
+    sizes: dict[str, EulerSize] = {
+        "small": EulerSize(
+            n=256,
+            n_frames=41,
+            dt=0.01,
+            counts={"train": 32, "val": 8, "test": 8, "ood_regime": 8, "ood_bc": 8},
+        ),
+        # PDEBench 1D compressible-flow resolution (1024 cells) and frame count, t ∈ [0, 0.4].
+        "full": EulerSize(
+            n=1024,
+            n_frames=101,
+            dt=0.004,
+            counts={"train": 1000, "val": 100, "test": 100, "ood_regime": 100, "ood_bc": 100},
+        ),
+    }
+
+    @classmethod
+    def size(cls, size: str | EulerSize) -> EulerSize:
+        return lookup_size("euler1d", cls.sizes, size)
+
+    @classmethod
+    def spec(cls, size: str | EulerSize) -> TaskSpec:
+        cfg = cls.size(size)
+        return TaskSpec(
+            task="euler1d",
+            fields=cls.fields,
+            grid_shape=(cfg.n,),
+            domain=(1.0,),
+            dt=cfg.dt,
+            bc="periodic",
+            conserved=(
+                ConservedQuantity("mass", "rho"),
+                ConservedQuantity("momentum", "mom"),
+                ConservedQuantity("energy", "E"),
+            ),
+            param_names=("gamma", "pressure_ratio"),
+            shock_field="rho",
+            extra={"split_bc": {"ood_bc": cfg.ood_bc}},
+        )
+
+    @classmethod
+    def solver_config(cls, size: str | EulerSize) -> dict:
+        return asdict(cls.size(size))
+
+    @classmethod
+    def generate(cls, size: str | EulerSize, seed: int) -> dict[str, SplitData]:
+        """Generate every split of the dataset, frozen by ``seed``.
+
+        One ``np.random.default_rng(seed)`` stream draws the Riemann data of all trajectories
+        (:func:`sample_riemann_data`, then the slab centre and width); trajectory ``i`` gets global id ``i`` and
+        splits take consecutive id blocks in ``counts`` order, so they are disjoint by construction. Initial cell
+        means are the exact averages of the piecewise-constant conserved state.
+
+        Returns:
+            split → :class:`SplitData` with ``fields`` ``rho``, ``mom``, ``E`` float32 ``[traj, n_frames, n]``,
+            ``params`` float32 ``[traj, 2]`` (γ, pressure ratio) and ``ids`` int64 ``[traj]``.
+        """
+        cfg = cls.size(size)
+        rng = np.random.default_rng(seed)
+        gamma, states, ratio, names = sample_riemann_data(rng, cfg, n_states=2, ndim=1)
+        centre = rng.uniform(*cfg.centre_range, size=names.size)
+        width = rng.uniform(*cfg.width_range, size=names.size)
+
+        inside = cell_fraction(centre - 0.5 * width, centre + 0.5 * width, cfg.n)[:, None]  # [traj, 1, n]
+        cons = primitive_to_conserved(states, gamma)  # [traj, 3, 2]: conserved state inside / outside
+        u0 = inside * cons[:, :, :1] + (1.0 - inside) * cons[:, :, 1:]
+        frames = solve_splits(u0, gamma, names, cfg, spacing=(1.0 / cfg.n,))
+        return pack_splits(frames, np.stack([gamma, ratio], axis=1), cls.fields, cfg)
