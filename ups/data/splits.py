@@ -8,11 +8,12 @@ stream, and each id belongs to exactly one split.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import numpy as np
 
 from ups.data.spec import TaskSpec
+from ups.errors import UserInputError
 
 #: In-distribution splits every task has, in canonical order; ``ood_*`` splits follow.
 CORE_SPLITS: tuple[str, ...] = ("train", "val", "test")
@@ -58,3 +59,15 @@ class TaskGenerator(Protocol):
     def solver_config(self, size: str) -> dict: ...
 
     def generate(self, size: str, seed: int) -> dict[str, SplitData]: ...
+
+
+SizeT = TypeVar("SizeT")
+
+
+def lookup_size(task: str, sizes: dict[str, SizeT], size: str | SizeT) -> SizeT:
+    """A task's size config by name (an already-resolved config passes through); unknown names list the valid ones."""
+    if not isinstance(size, str):
+        return size
+    if size not in sizes:
+        raise UserInputError(f"unknown size {size!r} for task {task}; valid: {', '.join(sorted(sizes))}")
+    return sizes[size]

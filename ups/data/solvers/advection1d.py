@@ -22,8 +22,7 @@ import scipy.fft as sfft
 
 from ups.data.solvers import TASKS
 from ups.data.spec import ConservedQuantity, TaskSpec
-from ups.data.splits import SplitData
-from ups.errors import UserInputError
+from ups.data.splits import SplitData, lookup_size
 
 _BATCH = 256  # trajectories shifted together; [256, 201, 1024] float64 frames is ~0.4 GB
 
@@ -123,11 +122,7 @@ class Advection1D:
 
     @classmethod
     def size(cls, size: str | Advection1DSize) -> Advection1DSize:
-        if isinstance(size, Advection1DSize):
-            return size
-        if size not in cls.sizes:
-            raise UserInputError(f"unknown size {size!r} for task advection1d; valid: {', '.join(sorted(cls.sizes))}")
-        return cls.sizes[size]
+        return lookup_size("advection1d", cls.sizes, size)
 
     @classmethod
     def spec(cls, size: str | Advection1DSize) -> TaskSpec:

@@ -20,8 +20,7 @@ import scipy.fft as sfft
 
 from ups.data.solvers import TASKS
 from ups.data.spec import ConservedQuantity, TaskSpec
-from ups.data.splits import SplitData
-from ups.errors import UserInputError
+from ups.data.splits import SplitData, lookup_size
 
 _BATCH = 256  # trajectories solved together; one batch of [256, 201, 1024] float64 frames is ~0.4 GB
 
@@ -163,11 +162,7 @@ class Burgers1D:
 
     @classmethod
     def size(cls, size: str | Burgers1DSize) -> Burgers1DSize:
-        if isinstance(size, Burgers1DSize):
-            return size
-        if size not in cls.sizes:
-            raise UserInputError(f"unknown size {size!r} for task burgers1d; valid: {', '.join(sorted(cls.sizes))}")
-        return cls.sizes[size]
+        return lookup_size("burgers1d", cls.sizes, size)
 
     @classmethod
     def spec(cls, size: str | Burgers1DSize) -> TaskSpec:

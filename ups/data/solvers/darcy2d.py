@@ -28,8 +28,7 @@ import scipy.sparse.linalg as spla
 from ups.data.solvers import TASKS
 from ups.data.solvers.diffreact2d import gaussian_random_field
 from ups.data.spec import TaskSpec
-from ups.data.splits import SplitData
-from ups.errors import UserInputError
+from ups.data.splits import SplitData, lookup_size
 
 _BATCH = 8  # samples per block-diagonal factorisation; larger blocks were no faster, and bound SuperLU's fill-in memory
 
@@ -139,11 +138,7 @@ class Darcy2D:
 
     @classmethod
     def size(cls, size: str | Darcy2DSize) -> Darcy2DSize:
-        if isinstance(size, Darcy2DSize):
-            return size
-        if size not in cls.sizes:
-            raise UserInputError(f"unknown size {size!r} for task darcy2d; valid: {', '.join(sorted(cls.sizes))}")
-        return cls.sizes[size]
+        return lookup_size("darcy2d", cls.sizes, size)
 
     @classmethod
     def spec(cls, size: str | Darcy2DSize) -> TaskSpec:

@@ -29,8 +29,7 @@ from einops import reduce
 
 from ups.data.solvers import TASKS
 from ups.data.spec import TaskSpec
-from ups.data.splits import SplitData
-from ups.errors import UserInputError
+from ups.data.splits import SplitData, lookup_size
 
 Reaction = Callable[[np.ndarray], np.ndarray]
 
@@ -240,11 +239,7 @@ class DiffReact2D:
 
     @classmethod
     def size(cls, size: str | DiffReact2DSize) -> DiffReact2DSize:
-        if isinstance(size, DiffReact2DSize):
-            return size
-        if size not in cls.sizes:
-            raise UserInputError(f"unknown size {size!r} for task diffreact2d; valid: {', '.join(sorted(cls.sizes))}")
-        return cls.sizes[size]
+        return lookup_size("diffreact2d", cls.sizes, size)
 
     @classmethod
     def spec(cls, size: str | DiffReact2DSize) -> TaskSpec:

@@ -30,8 +30,7 @@ from ups.data.solvers._finite_volume import (
     solve_euler,
 )
 from ups.data.spec import ConservedQuantity, TaskSpec
-from ups.data.splits import SplitData
-from ups.errors import UserInputError
+from ups.data.splits import SplitData, lookup_size
 
 __all__ = ["Euler1D", "EulerSize", "FVScheme", "conserved_to_primitive", "primitive_to_conserved", "solve_euler1d"]
 
@@ -93,14 +92,6 @@ class EulerSize:
     ood_bc: BoundaryType = "reflective"
     scheme: FVScheme = FVScheme()
     batch: int = 128
-
-
-def lookup_size(task: str, sizes: dict[str, EulerSize], size: str | EulerSize) -> EulerSize:
-    if isinstance(size, EulerSize):
-        return size
-    if size not in sizes:
-        raise UserInputError(f"unknown size {size!r} for task {task}; valid: {', '.join(sorted(sizes))}")
-    return sizes[size]
 
 
 def sample_riemann_data(

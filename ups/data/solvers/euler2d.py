@@ -28,13 +28,12 @@ from ups.data.solvers._finite_volume import BoundaryType, FVScheme, primitive_to
 from ups.data.solvers.euler1d import (
     EulerSize,
     cell_fraction,
-    lookup_size,
     pack_splits,
     sample_riemann_data,
     solve_splits,
 )
 from ups.data.spec import ConservedQuantity, TaskSpec
-from ups.data.splits import SplitData
+from ups.data.splits import SplitData, lookup_size
 
 __all__ = ["Euler2D", "FVScheme", "solve_euler2d"]
 

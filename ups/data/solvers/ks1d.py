@@ -22,8 +22,7 @@ import scipy.fft as sfft
 
 from ups.data.solvers import TASKS
 from ups.data.spec import ConservedQuantity, TaskSpec
-from ups.data.splits import SplitData
-from ups.errors import UserInputError
+from ups.data.splits import SplitData, lookup_size
 
 _BATCH = 64  # trajectories solved together; bounds the [B, K, M] complex contour temporaries of the full size
 
@@ -184,11 +183,7 @@ class KS1D:
 
     @classmethod
     def size(cls, size: str | KS1DSize) -> KS1DSize:
-        if isinstance(size, KS1DSize):
-            return size
-        if size not in cls.sizes:
-            raise UserInputError(f"unknown size {size!r} for task ks1d; valid: {', '.join(sorted(cls.sizes))}")
-        return cls.sizes[size]
+        return lookup_size("ks1d", cls.sizes, size)
 
     @classmethod
     def spec(cls, size: str | KS1DSize) -> TaskSpec:

@@ -25,8 +25,7 @@ import scipy.fft as sfft
 
 from ups.data.solvers import TASKS
 from ups.data.spec import ConservedQuantity, TaskSpec
-from ups.data.splits import SplitData
-from ups.errors import UserInputError
+from ups.data.splits import SplitData, lookup_size
 
 _BATCH = 8  # trajectories solved together; small batches keep the FFT working set in cache (fastest per trajectory)
 
@@ -244,11 +243,7 @@ class NS2D:
 
     @classmethod
     def size(cls, size: str | NS2DSize) -> NS2DSize:
-        if isinstance(size, NS2DSize):
-            return size
-        if size not in cls.sizes:
-            raise UserInputError(f"unknown size {size!r} for task ns2d; valid: {', '.join(sorted(cls.sizes))}")
-        return cls.sizes[size]
+        return lookup_size("ns2d", cls.sizes, size)
 
     @classmethod
     def spec(cls, size: str | NS2DSize) -> TaskSpec:
