@@ -1,4 +1,4 @@
-"""nRMSE and relative L2: hand-computed values, reduction order, NaN policy, torch/numpy parity, invariants."""
+"""Accuracy metrics: hand-computed values, reduction order, NaN policy, torch/numpy parity, invariants."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from ups.metrics import nrmse, nrmse_at, nrmse_per_step, rel_l2
+from ups.metrics import brmse, crmse, max_err, nrmse, nrmse_at, nrmse_per_step, psnr, rel_l2, rmse
+from ups.metrics.accuracy import accuracy_scores
 
 SHAPE = (2, 3, 2, 5)  # [B, T, C, S]
 finite = st.floats(-10, 10, allow_nan=False, allow_subnormal=False)
@@ -123,3 +124,79 @@ def test_perfect_prediction_has_zero_error(target):
     assert nrmse(target, target) == 0.0
     assert rel_l2(target, target) == 0.0
     assert nrmse_at(target.copy(), target, 3) == 0.0
+
+
+def test_rmse_and_max_err_per_frame_then_mean():
+    # frame 0: error [0, 3] -> rmse sqrt(4.5), max 3;  frame 1: error [1, 1] -> rmse 1, max 1.  Means over t.
+    y = np.zeros((1, 2, 1, 2)) + 5.0
+    p = y + np.array([[0.0, 3.0], [1.0, 1.0]]).reshape(1, 2, 1, 2)
+    assert rmse(p, y) == pytest.approx((np.sqrt(4.5) + 1.0) / 2, rel=1e-15)
+    assert max_err(p, y) == pytest.approx(2.0, rel=1e-15)
+    assert max_err(y - np.array([0.0, 3.0, 1.0, 1.0]).reshape(1, 2, 1, 2), y) == pytest.approx(2.0)  # |.|, not max
+
+
+def test_psnr_hand_computed_and_perfect_frame_is_infinite():
+    # y = [0, 2] (range 2), p - y = [0.2, 0]: mse = 0.02, psnr = 10 log10(4 / 0.02) = 10 log10(200)
+    y = frame(0.0, 2.0)
+    assert psnr(y + np.array([0.2, 0.0]).reshape(y.shape), y) == pytest.approx(10 * np.log10(200), rel=1e-14)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a perfect frame is exactly +inf, not a warning and not an eps-capped number
+        assert psnr(y.copy(), y) == np.inf
+
+
+def test_psnr_of_a_constant_target_frame_is_nan_with_warning():
+    y = frame(1.0, 1.0)
+    with pytest.warns(RuntimeWarning, match="zero denominator in psnr"):
+        assert np.isnan(psnr(y + 0.1, y))
+
+
+def test_crmse_is_rms_over_the_batch_of_mean_differences():
+    # per (t, c): spatial-mean differences 1 (b = 0) and 3 (b = 1): sqrt((1 + 9) / 2) = sqrt(5).  B - 1 would give
+    # sqrt(10); pooling |mean| without the square would give 2.
+    y = np.zeros((2, 1, 1, 4))
+    p = y + np.array([1.0, 3.0]).reshape(2, 1, 1, 1)
+    assert crmse(p, y) == pytest.approx(np.sqrt(5.0), rel=1e-15)
+    # a zero-mean error pattern has zero cRMSE however large it is
+    assert crmse(y + np.array([1.0, -1.0, 5.0, -5.0]).reshape(1, 1, 1, 4), y) == 0.0
+
+
+def test_brmse_uses_the_outermost_cells_of_every_axis_each_once():
+    # 4 x 4 grid: 12 boundary cells (corners once), 4 interior cells.  Error 2 on the boundary, 100 inside.
+    y = np.ones((1, 1, 1, 4, 4))
+    err = np.full((4, 4), 2.0)
+    err[1:3, 1:3] = 100.0
+    assert brmse(y + err, y) == pytest.approx(2.0, rel=1e-15)
+    # 1D: the two end cells
+    assert brmse(frame(0.0, 9.0, 9.0, 4.0), frame(0.0, 0.0, 0.0, 0.0)) == pytest.approx(np.sqrt(8.0), rel=1e-15)
+
+
+def test_accuracy_family_is_bitwise_equal_to_the_metrics_alone():
+    rng = np.random.default_rng(3)
+    y = rng.normal(size=(2, 3, 2, 5, 4))
+    p = y + 0.1 * rng.normal(size=y.shape)
+    scores = accuracy_scores(p, y)
+    alone = {f.__name__: f(p, y) for f in (nrmse, rel_l2, rmse, max_err, psnr, brmse)}
+    assert scores == alone
+
+
+@pytest.mark.parametrize("metric", [rmse, max_err, psnr, crmse, brmse])
+def test_new_accuracy_metrics_agree_between_torch_and_numpy(metric):
+    rng = np.random.default_rng(4)
+    y = rng.normal(size=(3, 2, 2, 6)).astype(np.float32)
+    p = (y + 0.1 * rng.normal(size=y.shape)).astype(np.float32)
+    assert metric(torch.from_numpy(p), torch.from_numpy(y)) == metric(p, y)
+
+
+@settings(deadline=None, max_examples=40)
+@given(target=arrays(np.float64, SHAPE, elements=nonzero))
+def test_perfect_prediction_scores_zero_on_every_error_metric(target):
+    for metric in (rmse, max_err, crmse, brmse):
+        assert metric(target.copy(), target) == 0.0
+
+
+@pytest.mark.parametrize("scale", [1e-3, 0.5, 7.0, 1e4])
+def test_psnr_is_invariant_to_a_common_rescaling(scale):
+    rng = np.random.default_rng(5)
+    y = rng.normal(size=SHAPE)
+    p = y + 0.1 * rng.normal(size=SHAPE)
+    assert psnr(scale * p, scale * y) == pytest.approx(psnr(p, y), rel=1e-12)

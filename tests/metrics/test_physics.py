@@ -109,3 +109,16 @@ def test_budgets_reject_a_misshaped_initial_frame():
     y = np.ones((1, 3, 1, 4))
     with pytest.raises(ValueError, match="initial must be"):
         conservation_budgets(y, y, conserved_channels=(0,), initial=np.ones((1, 4)))
+
+
+def test_per_step_gaps_keep_each_conserved_quantity_apart():
+    # channel 0 (mass) off by 0.5 on 4 cells -> 2 / 10; channel 2 (energy) exact -> 0; the scalar is their mean
+    from ups.metrics import conservation_gap_per_step
+
+    y = np.stack([Y0, Y0, Y0]).reshape(1, 1, 3, 4)
+    p = y.copy()
+    p[:, :, 0] += 0.5
+    gaps = conservation_gap_per_step(p, y, conserved_channels=(0, 2))
+    assert gaps.shape == (1, 1, 2)
+    np.testing.assert_allclose(gaps.mean(axis=(0, 1)), [0.2, 0.0], rtol=1e-15)
+    assert conservation_gap(p, y, conserved_channels=(0, 2)) == pytest.approx(0.1, rel=1e-15)

@@ -36,6 +36,12 @@ class TaskSpec:
         conserved: conserved quantities, each the domain integral of one field.
         param_names: names of the per-trajectory PDE parameters stored in ``<split>/params``.
         steady: True for steady tasks (input field → output field, no rollout).
+        velocity: fields holding the velocity components, in spatial-axis order (``u`` along axis 0, ...); empty when
+            the task stores no velocity. Used by ``spectral_error`` (kinetic-energy spectrum) and ``div_free_error``.
+        incompressible: the velocity is divergence-free (``div_free_error`` applies).
+        shock_field: the field whose gradient marks shocks (the density of compressible flow); None when the task has
+            no shocks (``shock_iou`` and ``shock_precision`` apply only when set).
+        bc_fields: fields the wall boundary condition ``bc``/``bc_value`` applies to; empty means every field.
     """
 
     task: str
@@ -48,6 +54,10 @@ class TaskSpec:
     conserved: tuple[ConservedQuantity, ...] = ()
     param_names: tuple[str, ...] = ()
     steady: bool = False
+    velocity: tuple[str, ...] = ()
+    incompressible: bool = False
+    shock_field: str | None = None
+    bc_fields: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     @property
@@ -73,6 +83,17 @@ class TaskSpec:
     def conserved_channels(self) -> tuple[int, ...]:
         return tuple(self.channel(q.field) for q in self.conserved)
 
+    @property
+    def velocity_channels(self) -> tuple[int, ...]:
+        return tuple(self.channel(name) for name in self.velocity)
+
+    @property
+    def bc_channels(self) -> tuple[int, ...]:
+        """Channels the wall boundary condition applies to (every channel when ``bc_fields`` is empty)."""
+        if not self.bc_fields:
+            return tuple(range(len(self.fields)))
+        return tuple(self.channel(name) for name in self.bc_fields)
+
     def to_attrs(self) -> dict[str, Any]:
         """JSON-safe dict stored in the Zarr root attributes under ``spec``."""
         d = asdict(self)
@@ -83,6 +104,6 @@ class TaskSpec:
     def from_attrs(cls, d: dict[str, Any]) -> TaskSpec:
         d = dict(d)
         d["conserved"] = tuple(ConservedQuantity(**q) for q in d.get("conserved", ()))
-        for key in ("fields", "grid_shape", "domain", "param_names"):
+        for key in ("fields", "grid_shape", "domain", "param_names", "velocity", "bc_fields"):
             d[key] = tuple(d.get(key, ()))
         return cls(**d)

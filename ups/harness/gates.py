@@ -24,14 +24,6 @@ from ups.registry import Registry
 Outcome = Literal["pass", "fail", "inconclusive", "not_applicable"]
 RuleName = Literal["max_ratio", "min_delta", "min_rel_improvement", "min_sigma", "max_abs", "min_abs"]
 
-# Metrics the evaluator writes that are not scoreboard functions (efficiency rows), with their direction.
-EXTRA_DIRECTIONS = {
-    "wall_clock_s_per_rollout": "lower",
-    "wall_clock_norm": "lower",
-    "params_m": "lower",
-    "peak_mem_mb": "lower",
-}
-
 
 class Gate(BaseModel):
     """One rule of a gate file, e.g. ``{metric: nrmse@16, rule: max_ratio, value: 1.1}``."""
@@ -76,8 +68,6 @@ class GateFile(BaseModel):
 
 def direction(metric: str) -> str:
     name, _ = parse_metric_name(metric)
-    if name in EXTRA_DIRECTIONS:
-        return EXTRA_DIRECTIONS[name]
     return METRICS.get(name).direction
 
 

@@ -8,6 +8,7 @@ the denominator is zero and says so with one ``RuntimeWarning`` per call.
 
 from __future__ import annotations
 
+import functools
 import warnings
 from typing import Any
 
@@ -21,6 +22,21 @@ def as_float64(x: ArrayLike) -> np.ndarray:
     if hasattr(x, "detach") and hasattr(x, "cpu"):  # torch.Tensor, without importing torch
         x = x.detach().cpu().double().numpy()
     return np.asarray(x, dtype=np.float64)
+
+
+def as_numpy(x: ArrayLike) -> np.ndarray:
+    """``x`` as a numpy float32 or float64 array, float32 kept (torch: detached, on the CPU); other dtypes → float64.
+
+    For reductions that accumulate in float64 themselves (``np.mean(..., dtype=np.float64)``), so the rollout is never
+    copied whole to float64; numpy and torch inputs with the same values still give bit-identical results.
+    """
+    if hasattr(x, "detach") and hasattr(x, "cpu"):
+        x = x.detach().cpu()
+        if str(x.dtype) not in ("torch.float32", "torch.float64"):
+            x = x.double()  # bf16, f16, integers: exact in float64
+        x = x.numpy()
+    x = np.asarray(x)
+    return x if x.dtype in (np.float32, np.float64) else x.astype(np.float64)
 
 
 def check_pair(pred: ArrayLike, target: ArrayLike, *, min_ndim: int = 4) -> tuple[np.ndarray, np.ndarray]:
@@ -66,3 +82,40 @@ def check_step(k: int, n_steps: int) -> int:
     if not 1 <= k <= n_steps:
         raise ValueError(f"step k={k} out of range: the rollout has {n_steps} predicted steps (k is 1-based)")
     return int(k) - 1
+
+
+def check_samples(samples: ArrayLike, target: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    """Convert an ensemble ``samples [M, B, T, C, *S]`` and ``target [B, T, C, *S]`` to float64 and check shapes.
+
+    Raises:
+        ValueError: if ``samples.shape[1:] != target.shape``, the ensemble is empty, or the target is not
+            ``[B, T, C, *S]``.
+    """
+    x, y = as_float64(samples), as_float64(target)
+    if y.ndim < 4 or 0 in y.shape[:3]:
+        raise ValueError(f"expected a target shaped [B, T, C, *S] (ndim >= 4), got shape {y.shape}")
+    if x.shape[1:] != y.shape or x.shape[0] < 1:
+        raise ValueError(f"samples must be [M, B, T, C, *S] = [M, {', '.join(map(str, y.shape))}], got {x.shape}")
+    return x, y
+
+
+@functools.lru_cache(maxsize=16)
+def boundary_mask(grid_shape: tuple[int, ...]) -> np.ndarray:
+    """Boolean ``[*S]`` mask of the boundary cells: the first and last cell along every spatial axis (corners once)."""
+    mask = np.zeros(grid_shape, dtype=bool)
+    for axis in range(len(grid_shape)):
+        index = [slice(None)] * len(grid_shape)
+        for edge in (0, -1):
+            index[axis] = edge
+            mask[tuple(index)] = True
+    mask.flags.writeable = False  # cached and shared
+    return mask
+
+
+def check_channels(channels: tuple[int, ...] | list[int], n_channels: int, what: str) -> list[int]:
+    """Check channel indices against ``C``; return them as a list of ints."""
+    chans = [int(c) for c in channels]
+    bad = [c for c in chans if not 0 <= c < n_channels]
+    if bad:
+        raise ValueError(f"{what} channel(s) {bad} out of range for {n_channels} channels")
+    return chans

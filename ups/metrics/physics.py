@@ -56,12 +56,20 @@ def conservation_gap(
     """
     if len(conserved_channels) == 0:
         return None
+    gap = conservation_gap_per_step(pred, target, conserved_channels=conserved_channels, cell_volume=cell_volume)
+    return float(gap.mean(axis=2).mean(axis=1).mean(axis=0))
+
+
+def conservation_gap_per_step(
+    pred: ArrayLike, target: ArrayLike, *, conserved_channels: Sequence[int], cell_volume: float = 1.0
+) -> np.ndarray:
+    """The unreduced gap ``|Q_q(p_t) − Q_q(y_t)| / ∫|y_q(t=0)|``, ``[B, T, Q]`` (one column per conserved quantity,
+    in the order given); :func:`conservation_gap` is its mean over q, t, b. Per quantity: ``.mean(axis=(0, 1))``."""
     p, y = check_pair(pred, target)
     qp = domain_integrals(p, conserved_channels, cell_volume)  # [B, T, Q]
     qy = domain_integrals(y, conserved_channels, cell_volume)
     scale = domain_integrals(np.abs(y[:, :1]), conserved_channels, cell_volume)  # [B, 1, Q]
-    gap = safe_ratio(np.abs(qp - qy), scale, "conservation_gap")  # [B, T, Q]
-    return float(gap.mean(axis=2).mean(axis=1).mean(axis=0))
+    return safe_ratio(np.abs(qp - qy), scale, "conservation_gap")
 
 
 @dataclass(frozen=True)

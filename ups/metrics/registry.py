@@ -1,24 +1,22 @@
-"""The metric registry and the scoreboard: which metrics exist, which way is better, and when they apply.
+"""The metric registry: which metrics exist, which way is better, and when they apply.
 
 A :class:`MetricDef` wraps one pure metric function with what the evaluator and the gates need to know about it:
 its direction, its kind, whether it applies to a task, and the keyword arguments it takes from the task's
-:class:`~ups.data.spec.TaskSpec`. :func:`compute_scoreboard` turns a rollout into the rows the results store keeps
-(``metric``, ``horizon``, ``value``); gate files name a per-step row as ``nrmse@16``.
+:class:`~ups.data.spec.TaskSpec`. :func:`~ups.metrics.scoreboard.compute_scoreboard` turns a rollout into
+:class:`MetricValue` rows, the ones the results store keeps (``metric``, ``horizon``, ``value``); gate files name a
+per-step row as ``nrmse@16``.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from ups.data.spec import TaskSpec
 from ups.errors import UserInputError
-from ups.metrics._arrays import ArrayLike, check_pair
-from ups.metrics.accuracy import nrmse, nrmse_at, rel_l2
-from ups.metrics.physics import conservation_gap
-from ups.metrics.temporal import rollout_horizon
+from ups.metrics._arrays import ArrayLike
 from ups.registry import Registry
 
 Direction = Literal["lower", "higher"]
@@ -34,39 +32,92 @@ def _no_context(spec: TaskSpec) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
+class MetricFamily:
+    """Several metrics computed from one shared intermediate (the FFTs of both arrays, the per-step correlations).
+
+    ``fn(pred, target, **context(spec))`` returns ``{metric name: value}`` for every member; each member's own
+    function gives the same value (up to round-off) when called alone. The scoreboard calls a family once per chunk
+    of trajectories.
+    """
+
+    name: str
+    fn: Callable[..., Mapping[str, float | None]]
+    context: Callable[[TaskSpec], Mapping[str, Any]] = _no_context
+
+
+@dataclass(frozen=True)
 class MetricDef:
     """One scoreboard metric.
 
     Attributes:
         name: registry name, also the ``metric`` column of the results store.
-        fn: ``fn(pred, target, **context) -> float | None`` on ``[B, T, C, *S]`` arrays.
+        fn: ``fn(pred, target, **context) -> float | None`` on ``[B, T, C, *S]`` arrays; for ensemble metrics
+            (``needs_samples``) ``fn(samples, target, **context)`` with ``samples [M, B, T, C, *S]``; None for a
+            measured metric.
         direction: ``"lower"`` or ``"higher"`` is better; gates mirror their rules for ``"higher"``.
         kind: ``accuracy``, ``physics``, ``reliability`` or ``efficiency`` (groups columns in reports).
         applies: whether the metric means anything for a task; when False its value is ``None`` (not applicable),
             and gates skip it and say so.
         context: keyword arguments the metric takes from the task (e.g. conserved channels, cell volume).
         at: optional per-step variant ``at(pred, target, k, **context)`` giving the ``name@k`` rows.
+        needs_samples: an ensemble metric; ``None`` when the prediction is deterministic (no samples given).
+        measured: measured on a model and a device by the evaluator (``ups.metrics.efficiency``), not computed
+            from arrays; the scoreboard writes no row for it.
+        family: optional shared computation the scoreboard uses instead of ``fn`` (same value up to round-off,
+            computed once for all members).
+        family_when: for which tasks the scoreboard takes the value from ``family`` (e.g. only on periodic grids,
+            where the divergence comes from the same FFTs as the spectra); ``fn`` otherwise.
+        batch_mean: the value is a plain mean over trajectories (b) of per-trajectory values, so the scoreboard may
+            compute it on chunks of trajectories and average the chunks weighted by size (bounded memory). False
+            for metrics that pool over the batch before a non-linear step (``crmse``, the ensemble metrics).
     """
 
     name: str
-    fn: Callable[..., float | None]
+    fn: Callable[..., float | None] | None
     direction: Direction
     kind: Kind
     applies: Callable[[TaskSpec], bool] = _always
     context: Callable[[TaskSpec], Mapping[str, Any]] = _no_context
     at: Callable[..., float | None] | None = None
+    needs_samples: bool = False
+    measured: bool = False
+    family: MetricFamily | None = None
+    family_when: Callable[[TaskSpec], bool] = _always
+    batch_mean: bool = True
 
     def __post_init__(self) -> None:
         if self.direction not in ("lower", "higher"):
             raise ValueError(f"metric {self.name!r}: direction must be 'lower' or 'higher', got {self.direction!r}")
         if self.kind not in ("accuracy", "physics", "reliability", "efficiency"):
             raise ValueError(f"metric {self.name!r}: unknown kind {self.kind!r}")
+        if self.measured != (self.fn is None):
+            raise ValueError(f"metric {self.name!r}: a measured metric has no fn, and every other metric has one")
+        if self.needs_samples and (self.at is not None or self.family is not None):
+            raise ValueError(f"metric {self.name!r}: ensemble metrics have no per-step variant or family")
 
-    def compute(self, pred: ArrayLike, target: ArrayLike, spec: TaskSpec) -> float | None:
-        """The metric over the whole rollout for a task; ``None`` when it does not apply."""
+    def compute(
+        self, pred: ArrayLike, target: ArrayLike, spec: TaskSpec, *, samples: ArrayLike | None = None
+    ) -> float | None:
+        """The metric over the whole rollout for a task; ``None`` when it does not apply (or, for an ensemble
+        metric, when there are no ``samples``).
+
+        Raises:
+            ValueError: for a measured metric, which has no function of arrays.
+        """
+        if self.fn is None:
+            raise ValueError(
+                f"metric {self.name!r} is measured by the evaluator on a model and a device "
+                "(ups.metrics.efficiency), not computed from arrays"
+            )
         if not self.applies(spec):
             return None
+        if self.needs_samples:
+            return None if samples is None else self.fn(samples, target, **self.context(spec))
         return self.fn(pred, target, **self.context(spec))
+
+    def uses_family(self, spec: TaskSpec) -> bool:
+        """Whether the scoreboard takes this metric's value for ``spec`` from its family."""
+        return self.family is not None and self.family_when(spec)
 
     def compute_at(self, pred: ArrayLike, target: ArrayLike, spec: TaskSpec, k: int) -> float | None:
         """The metric at 1-based predicted step ``k``; ``None`` when it does not apply."""
@@ -83,34 +134,6 @@ METRICS: Registry[MetricDef] = Registry("metric")
 def register_metric(metric: MetricDef) -> MetricDef:
     """Add ``metric`` to :data:`METRICS` under its own name (duplicates are rejected)."""
     return METRICS.register(metric.name)(metric)
-
-
-def _has_conserved(spec: TaskSpec) -> bool:
-    return len(spec.conserved) > 0
-
-
-def _conservation_context(spec: TaskSpec) -> dict[str, Any]:
-    return {"conserved_channels": spec.conserved_channels, "cell_volume": spec.cell_volume}
-
-
-def _is_rollout(spec: TaskSpec) -> bool:
-    return not spec.steady
-
-
-register_metric(MetricDef("nrmse", nrmse, "lower", "accuracy", at=nrmse_at))
-register_metric(MetricDef("rel_l2", rel_l2, "lower", "accuracy"))
-register_metric(
-    MetricDef(
-        "conservation_gap",
-        conservation_gap,
-        "lower",
-        "physics",
-        applies=_has_conserved,
-        context=_conservation_context,
-    )
-)
-# Horizon in predicted steps (comparable with the nrmse@k rows); physical time is in rollout_horizon_details.
-register_metric(MetricDef("rollout_horizon", rollout_horizon, "higher", "reliability", applies=_is_rollout))
 
 
 @dataclass(frozen=True)
@@ -149,43 +172,3 @@ def parse_metric_name(text: str) -> tuple[str, int | None]:
 def format_metric_name(metric: str, horizon: int | None = None) -> str:
     """Inverse of :func:`parse_metric_name`: ``("nrmse", 16)`` → ``"nrmse@16"``, ``("nrmse", None)`` → ``"nrmse"``."""
     return metric if horizon is None else f"{metric}@{horizon}"
-
-
-def compute_scoreboard(
-    pred: ArrayLike, target: ArrayLike, spec: TaskSpec, *, horizons: Iterable[int] = (1, 4, 16)
-) -> list[MetricValue]:
-    """Score a rollout with every registered metric.
-
-    Rows: one per registered metric (in name order) over the whole rollout, ``horizon=None``, value ``None`` where
-    the metric does not apply to ``spec``; then, for each metric with a per-step variant (``nrmse``), one row per
-    ``k`` in ``horizons`` with ``k <= T`` (longer horizons are omitted, not padded), in the given order.
-
-    Args:
-        pred: decoded prediction ``[B, T, C, *S]``, predicted steps only.
-        target: ground truth, same shape.
-        spec: the task's facts; ``C`` must equal ``len(spec.fields)`` and ``S`` must equal ``spec.grid_shape``.
-        horizons: 1-based predicted steps for the ``name@k`` rows.
-
-    Raises:
-        ValueError: on mismatched shapes, a shape that disagrees with ``spec``, or a horizon < 1.
-    """
-    p, y = check_pair(pred, target)  # convert once; every metric then gets float64 numpy
-    if p.shape[2] != len(spec.fields) or p.shape[3:] != tuple(spec.grid_shape):
-        raise ValueError(
-            f"arrays [B, T, C, *S] = {p.shape} do not match task {spec.task!r}: "
-            f"C = {len(spec.fields)} fields {spec.fields}, S = {tuple(spec.grid_shape)}"
-        )
-    ks = list(dict.fromkeys(int(k) for k in horizons))
-    if any(k < 1 for k in ks):
-        raise ValueError(f"horizons are 1-based predicted steps, got {ks}")
-    n_steps = p.shape[1]
-    defs = [METRICS.get(name) for name in METRICS.names()]
-    rows = [MetricValue(d.name, None, _as_float(d.compute(p, y, spec))) for d in defs]
-    for d in defs:
-        if d.at is not None:
-            rows += [MetricValue(d.name, k, _as_float(d.compute_at(p, y, spec, k))) for k in ks if k <= n_steps]
-    return rows
-
-
-def _as_float(value: float | None) -> float | None:
-    return None if value is None else float(value)
