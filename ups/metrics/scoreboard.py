@@ -16,24 +16,13 @@ from typing import Any
 
 import numpy as np
 
+from ups._memory import raise_mmap_threshold
 from ups.data.spec import TaskSpec
 from ups.metrics._arrays import ArrayLike, as_float64
 from ups.metrics.registry import METRICS, MetricDef, MetricValue
 
 CHUNK_BYTES = 4 * 2**20  # float64 bytes per array per chunk: cache-sized, and reused by the allocator (no faults)
 MAX_THREADS = 4  # each thread holds a few chunk-sized temporaries; more threads buy little for memory-bound work
-
-
-def _prime_allocator(chunk_bytes: int) -> None:
-    """Allocate and free one block a few chunks large (never touched, so it costs no page faults).
-
-    glibc's malloc maps each block above its mmap threshold afresh and unmaps it on free; the threshold adapts
-    upwards to the largest block freed so far (up to 32 MiB). Until it is above the chunk temporaries, every chunk's
-    temporaries are page-faulted in again, which doubled the scoreboard's time in ``benchmarks/bench_scoreboard.py``.
-    Freeing one such block moves the threshold where it would drift anyway; with other allocators it is harmless.
-    """
-    block = np.empty(min(4 * chunk_bytes, 24 * 2**20) // 8)
-    del block
 
 
 def default_threads() -> int:
@@ -107,7 +96,7 @@ def compute_scoreboard(
     defs = [d for d in (METRICS.get(name) for name in METRICS.names()) if not d.measured]
     chunked = [d for d in defs if d.batch_mean and not d.needs_samples and d.applies(spec)]
     per_chunk = trajectories_per_chunk(shape, chunk_bytes)
-    _prime_allocator(per_chunk * 8 * int(np.prod(shape[1:])))
+    raise_mmap_threshold(min(4 * per_chunk * 8 * int(np.prod(shape[1:])), 24 << 20))
     values = _chunked_values(pred, target, spec, chunked, steps, per_chunk, threads or default_threads())
     for d in defs:
         if (d.name, None) not in values:

@@ -33,6 +33,8 @@ from typing import Literal
 
 import numpy as np
 
+from ups._memory import raise_mmap_threshold
+
 Limiter = Literal["minmod", "mc"]
 RiemannSolver = Literal["hllc", "rusanov"]
 Integrator = Literal["ssp_rk2", "ssp_rk3"]
@@ -325,19 +327,6 @@ def _ssp_step(
     return u / 3.0 + (2.0 / 3.0) * _forward_euler(u2, g, h, spacing, bc, scheme)
 
 
-def _settle_allocator() -> None:
-    """Allocate and free one 16 MiB block, so that glibc's malloc stops mmapping every temporary array.
-
-    glibc serves allocations above its mmap threshold (128 KiB at start) with fresh mappings whose pages fault in on
-    every use and are unmapped on free; freeing such a block raises the threshold to the block's size (its dynamic
-    threshold), after which the solver's temporaries reuse heap memory. Left to itself, the threshold settles only
-    late in the first solve of a process, which then spends about twice its compute time in page faults. Elsewhere
-    this is a no-op: ``np.empty`` touches no pages.
-    """
-    block = np.empty(16 << 20, dtype=np.uint8)
-    del block
-
-
 def solve_euler(
     u0: np.ndarray,
     gamma: np.ndarray | float,
@@ -365,7 +354,7 @@ def solve_euler(
     Returns:
         float64 ``[B, T, C, *S]``.
     """
-    _settle_allocator()
+    raise_mmap_threshold(16 << 20)
     u0 = np.asarray(u0, dtype=np.float64)
     n_traj, ndim = u0.shape[0], u0.ndim - 2
     if ndim < 1 or u0.shape[1] != ndim + 2 or len(spacing) != ndim:
