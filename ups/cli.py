@@ -19,10 +19,19 @@ def build_parser() -> argparse.ArgumentParser:
     from ups.harness.cli import register as register_harness
     from ups.models.cli import register as register_models
     from ups.store.cli import register as register_store
+    from ups.training.cli import register as register_train
 
     parser = argparse.ArgumentParser(prog="ups", description="Train, score and gate neural PDE surrogates.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for register in (register_data, register_config, register_models, register_eval, register_store, register_harness):
+    for register in (
+        register_data,
+        register_config,
+        register_models,
+        register_train,
+        register_eval,
+        register_store,
+        register_harness,
+    ):
         register(sub)
     return parser
 

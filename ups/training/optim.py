@@ -53,23 +53,26 @@ def build_scheduler(
 
 
 class EMA:
-    """Exponential moving average of parameters and buffers, used for evaluation (playbook: 0.999-0.9999).
+    """Exponential moving average of the parameters, used for evaluation (playbook: 0.999-0.9999).
 
     ``shadow = decay · shadow + (1 − decay) · param`` after each optimizer step; the effective decay is warmed up as
-    ``min(decay, (1 + n) / (10 + n))`` so early averages are not dominated by the random initialisation.
+    ``min(decay, (1 + n) / (10 + n))`` so early averages are not dominated by the random initialisation. Buffers
+    (normalisation statistics, fixed flow scales, counters) are copied, not averaged: averaging a constant would
+    drift it by round-off, and a buffer is state, not a learned weight.
     """
 
     def __init__(self, model: torch.nn.Module, decay: float):
         self.decay = decay
         self.updates = 0
         self.shadow = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        self._params = {k for k, _ in model.named_parameters()}
 
     @torch.no_grad()
     def update(self, model: torch.nn.Module) -> None:
         self.updates += 1
         d = min(self.decay, (1 + self.updates) / (10 + self.updates))
         for k, v in model.state_dict().items():
-            if v.dtype.is_floating_point:
+            if k in self._params and v.dtype.is_floating_point:
                 self.shadow[k].mul_(d).add_(v.detach(), alpha=1 - d)
             else:
                 self.shadow[k].copy_(v)
