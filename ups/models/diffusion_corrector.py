@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
+from pydantic import BaseModel
 from torch import nn
 
 from ups.config.schema import DiffusionConfig, UPSConfig
@@ -51,6 +52,8 @@ class FlowModel(nn.Module):
     """
 
     kind: str = "flow_model"
+    config_type: ClassVar[type[BaseModel]]  # the model's own config section, rebuilt from checkpoint meta
+    network_config_type: ClassVar[type[BaseModel]]
     feature_axis: int = -1
 
     def __init__(
@@ -234,6 +237,8 @@ class FlowModel(nn.Module):
             "teacher_steps": self.teacher_steps,
             "time_sampling": self.time_sampling,
             "student_steps": self.student_steps,
+            "config": self.config.model_dump(mode="json"),
+            "network": self.net.config.model_dump(mode="json"),
         }
 
     def to_checkpoint(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -243,9 +248,19 @@ class FlowModel(nn.Module):
         return tensors, self._meta()
 
     @classmethod
-    def _check_kind(cls, meta: dict[str, Any]) -> None:
+    def from_checkpoint(cls, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> FlowModel:
+        """Rebuild from :meth:`to_checkpoint` output (strict: every tensor must match)."""
         if meta.get("kind") != cls.kind:
             raise ValueError(f"checkpoint holds a {meta.get('kind')!r}, not a {cls.kind!r}")
+        model = cls(
+            cls.config_type.model_validate(meta["config"]),
+            network=cls.network_config_type.model_validate(meta["network"]),
+            teacher_steps=meta["teacher_steps"],
+            time_sampling=meta["time_sampling"],
+            student_steps=meta["student_steps"],
+        )
+        model.load_state_dict(tensors, strict=True)
+        return model
 
 
 class DiffusionCorrector(FlowModel):
@@ -262,6 +277,8 @@ class DiffusionCorrector(FlowModel):
     """
 
     kind = "diffusion_corrector"
+    config_type = DiffusionConfig
+    network_config_type = TokenDenoiserConfig
     feature_axis = -1
 
     def __init__(
@@ -386,24 +403,3 @@ class DiffusionCorrector(FlowModel):
         return self._distill_loss(
             teacher, (z_pred, cond), z_pred.shape, z_pred, generator, teacher_steps, teacher_sampler
         )
-
-    def _meta(self) -> dict[str, Any]:
-        return {
-            **super()._meta(),
-            "config": self.config.model_dump(mode="json"),
-            "network": self.net.config.model_dump(mode="json"),
-        }
-
-    @classmethod
-    def from_checkpoint(cls, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> DiffusionCorrector:
-        """Rebuild from :meth:`to_checkpoint` output (strict: every tensor must match)."""
-        cls._check_kind(meta)
-        model = cls(
-            DiffusionConfig.model_validate(meta["config"]),
-            network=TokenDenoiserConfig.model_validate(meta["network"]),
-            teacher_steps=meta["teacher_steps"],
-            time_sampling=meta["time_sampling"],
-            student_steps=meta["student_steps"],
-        )
-        model.load_state_dict(tensors, strict=True)
-        return model

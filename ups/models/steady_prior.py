@@ -47,6 +47,8 @@ class SteadyPrior(FlowModel):
     """
 
     kind = "steady_prior"
+    config_type = SteadyPriorStageConfig
+    network_config_type = ConvDenoiserConfig
     feature_axis = 1
 
     def __init__(
@@ -178,24 +180,3 @@ class SteadyPrior(FlowModel):
         batch, _, *space = a.shape
         shape = torch.Size([batch, self.net.config.channels, *space])
         return self._distill_loss(teacher, (self._cond(a),), shape, a, generator, teacher_steps, teacher_sampler)
-
-    def _meta(self) -> dict[str, Any]:
-        return {
-            **super()._meta(),
-            "config": self.config.model_dump(mode="json"),
-            "network": self.net.config.model_dump(mode="json"),
-        }
-
-    @classmethod
-    def from_checkpoint(cls, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> SteadyPrior:
-        """Rebuild from :meth:`to_checkpoint` output (strict: every tensor must match)."""
-        cls._check_kind(meta)
-        model = cls(
-            SteadyPriorStageConfig.model_validate(meta["config"]),
-            network=ConvDenoiserConfig.model_validate(meta["network"]),
-            teacher_steps=meta["teacher_steps"],
-            time_sampling=meta["time_sampling"],
-            student_steps=meta["student_steps"],
-        )
-        model.load_state_dict(tensors, strict=True)
-        return model
