@@ -18,6 +18,7 @@ the sampling loop with physics-residual guidance, consistency distillation and c
 
 from __future__ import annotations
 
+import abc
 import copy
 from collections.abc import Callable
 from typing import Any, ClassVar, Literal
@@ -39,7 +40,7 @@ Guidance = Callable[[torch.Tensor], torch.Tensor]
 MAX_GUIDANCE_LAMBDA = 2.0  # playbook: keep λ ≤ 2 and re-check calibration
 
 
-class FlowModel(nn.Module):
+class FlowModel(nn.Module, abc.ABC):
     """Conditional flow model on a scaled state ``x = y / s``: objective, sampler loop, guidance, distillation.
 
     Subclasses define ``forward(x, t, *context) -> v`` (the velocity network) and the physical map
@@ -176,9 +177,9 @@ class FlowModel(nn.Module):
         """ODE steps a multi-step (teacher) model is sampled with when ``steps`` is not given."""
         return self.teacher_steps
 
+    @abc.abstractmethod
     def to_physical(self, x: torch.Tensor, context: tuple) -> torch.Tensor:
         """The physical output for a scaled state ``x``."""
-        raise NotImplementedError
 
     # --- distillation -----------------------------------------------------------------------------------------------
 

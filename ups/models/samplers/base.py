@@ -19,6 +19,7 @@ whose velocity is ``x_1 − x_0``. A model predicts the velocity ``v(x_t, t)`` a
 
 from __future__ import annotations
 
+import abc
 import math
 from dataclasses import dataclass
 from typing import ClassVar, Literal
@@ -66,7 +67,7 @@ def expand_time(t: float | torch.Tensor, like: torch.Tensor) -> float | torch.Te
     return t.to(like).reshape(-1, *([1] * (like.ndim - 1)))
 
 
-class FlowSampler:
+class FlowSampler(abc.ABC):
     """Base of the flow samplers: the time grid, the forward path and the step bookkeeping.
 
     Attributes:
@@ -120,6 +121,7 @@ class FlowSampler:
         self._index += 1
         return index
 
+    @abc.abstractmethod
     def step(
         self,
         model_output: torch.Tensor,
@@ -128,4 +130,3 @@ class FlowSampler:
         generator: torch.Generator | None = None,
     ) -> StepOutput:
         """Advance ``x`` from time ``t`` given the model's velocity ``model_output = v(x, t)``."""
-        raise NotImplementedError
