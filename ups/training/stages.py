@@ -9,6 +9,7 @@ global batch ``batch_size × world``.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -137,57 +138,62 @@ def new_corrector(env: StageEnv, operator: LatentOperator) -> DiffusionCorrector
     return corrector
 
 
-def residual_plan(env: StageEnv, corrector: DiffusionCorrector, operator: LatentOperator) -> StagePlan:
-    cfg, index = env.cfg, STAGES.index("diff_residual")
-    objective = ResidualObjective(corrector, operator)
-    eval_objective = ResidualObjective(corrector, operator)  # rebound to the EMA copy in ``validate``
+def _corrector_plan(
+    env: StageEnv,
+    name: str,
+    objective: nn.Module,
+    eval_objective: nn.Module,
+    trained: nn.Module,
+    rebind: Callable[[nn.Module], None],
+) -> StagePlan:
+    """A one-step-window stage on the corrector; ``rebind`` points ``eval_objective`` at the EMA copy to validate."""
+    cfg, index = env.cfg, STAGES.index(name)
+    stage_cfg = getattr(cfg.stages, name)
     val_batch = _fixed_val_batch(env)
-    total, per_epoch = env.steps(cfg.stages.diff_residual.epochs, env.train.n_windows(1))
+    total, per_epoch = env.steps(stage_cfg.epochs, env.train.n_windows(1))
 
-    def validate(ema_corrector: nn.Module) -> dict[str, float]:
-        eval_objective.corrector = ema_corrector
+    def validate(ema_module: nn.Module) -> dict[str, float]:
+        rebind(ema_module)
         return _val_loss(eval_objective, val_batch, env.device)
 
     return StagePlan(
-        name="diff_residual",
+        name=name,
         index=index,
         objective=objective,
-        trained=corrector,
+        trained=trained,
         batch=lambda step: env.window_batch(step, 1, index),
         total_steps=total,
         steps_per_epoch=per_epoch,
-        stage_cfg=cfg.stages.diff_residual,
-        grad_clip=cfg.stages.diff_residual.grad_clip or cfg.training.grad_clip,
+        stage_cfg=stage_cfg,
+        grad_clip=stage_cfg.grad_clip or cfg.training.grad_clip,
         validate=validate,
         generator=True,
+    )
+
+
+def residual_plan(env: StageEnv, corrector: DiffusionCorrector, operator: LatentOperator) -> StagePlan:
+    eval_objective = ResidualObjective(corrector, operator)
+    return _corrector_plan(
+        env,
+        "diff_residual",
+        ResidualObjective(corrector, operator),
+        eval_objective,
+        corrector,
+        lambda ema: setattr(eval_objective, "corrector", ema),
     )
 
 
 def distill_plan(
     env: StageEnv, student: DiffusionCorrector, teacher: DiffusionCorrector, operator: LatentOperator
 ) -> StagePlan:
-    cfg, index = env.cfg, STAGES.index("consistency_distill")
-    objective = DistillObjective(student, teacher, operator)
     eval_objective = DistillObjective(student, teacher, operator)
-    val_batch = _fixed_val_batch(env)
-    total, per_epoch = env.steps(cfg.stages.consistency_distill.epochs, env.train.n_windows(1))
-
-    def validate(ema_student: nn.Module) -> dict[str, float]:
-        eval_objective.student = ema_student
-        return _val_loss(eval_objective, val_batch, env.device)
-
-    return StagePlan(
-        name="consistency_distill",
-        index=index,
-        objective=objective,
-        trained=student,
-        batch=lambda step: env.window_batch(step, 1, index),
-        total_steps=total,
-        steps_per_epoch=per_epoch,
-        stage_cfg=cfg.stages.consistency_distill,
-        grad_clip=cfg.stages.consistency_distill.grad_clip or cfg.training.grad_clip,
-        validate=validate,
-        generator=True,
+    return _corrector_plan(
+        env,
+        "consistency_distill",
+        DistillObjective(student, teacher, operator),
+        eval_objective,
+        student,
+        lambda ema: setattr(eval_objective, "student", ema),
     )
 
 

@@ -149,7 +149,7 @@ class Darcy2D:
             fields=("a", "u"),
             grid_shape=(cfg.n, cfg.n),
             domain=(box, box),
-            dt=1.0,  # placeholder: a steady task stores one frame, there is no time step
+            dt=1.0,  # unused: a steady task stores one frame (TaskSpec.dt is required, steady=True marks it)
             bc="dirichlet",
             bc_value=0.0,
             param_names=("a_low", "a_high"),
