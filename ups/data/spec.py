@@ -7,7 +7,7 @@ data it is scoring, without re-deriving them.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 BoundaryKind = Literal["periodic", "dirichlet", "neumann", "none"]
@@ -93,6 +93,31 @@ class TaskSpec:
         if not self.bc_fields:
             return tuple(range(len(self.fields)))
         return tuple(self.channel(name) for name in self.bc_fields)
+
+    def for_split(self, split: str) -> TaskSpec:
+        """The spec of one split: a split stored with other walls or another domain (``extra["split_bc"]``,
+        ``extra["split_domain"]``, e.g. ``ood_bc``, ``ood_geometry``) is scored with its own BCs and cell size.
+
+        Reflective walls (compressible flow) become what the scoreboard can check: in 1D, momentum vanishes at the
+        wall (Dirichlet 0 on the momentum field) and momentum is no longer conserved (the walls push); in 2D the
+        wall-normal component alternates between fields by wall, which one BC kind per field cannot say, so the
+        walls are not scored (``bc="none"``) — mass and energy stay conserved in both.
+        """
+        changes: dict[str, Any] = {}
+        domain = self.extra.get("split_domain", {}).get(split)
+        if domain is not None:
+            changes["domain"] = tuple(float(x) for x in domain)
+        bc = self.extra.get("split_bc", {}).get(split)
+        if bc == "reflective":
+            momentum = [q for q in self.conserved if q.name.startswith("momentum")]
+            changes["conserved"] = tuple(q for q in self.conserved if q not in momentum)
+            if self.ndim == 1 and len(momentum) == 1:
+                changes |= {"bc": "dirichlet", "bc_value": 0.0, "bc_fields": (momentum[0].field,)}
+            else:
+                changes["bc"] = "none"
+        elif bc is not None:
+            changes["bc"] = bc
+        return replace(self, **changes) if changes else self
 
     def to_attrs(self) -> dict[str, Any]:
         """JSON-safe dict stored in the Zarr root attributes under ``spec``."""

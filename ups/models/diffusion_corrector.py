@@ -150,11 +150,22 @@ class FlowModel(nn.Module, abc.ABC):
         noise_scale: float,
         guidance: Guidance | None,
         guidance_lambda: float | None,
+        start_time: float = 0.0,
+        init: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Draw ``x̂_1`` (scaled) by running ``sampler`` from ``noise_scale · ε``."""
+        """Draw ``x̂_1`` (scaled) by running ``sampler`` from ``noise_scale · ε``.
+
+        With ``start_time = τ > 0`` the pass starts part-way (SDEdit, Meng et al. 2022, "SDEdit: Guided Image Synthesis
+        and Editing with Stochastic Differential Equations"): ``init`` (a scaled state; zeros when None) is noised
+        along the forward path to ``x_τ = τ · init + (1 − τ) · noise_scale · ε`` and the sampler's time grid is mapped
+        affinely from [0, 1] onto [τ, 1], keeping its step count. Every sampler evaluates the model at grid points,
+        so the same affine map gives its model times.
+        """
         lam = self._check_lambda(guidance, guidance_lambda)
         if noise_scale < 0:
             raise ValueError(f"noise_scale must be >= 0, got {noise_scale}")
+        if not 0.0 <= start_time < 1.0:
+            raise ValueError(f"start_time must be in [0, 1), got {start_time}")
         if sampler is None:
             sampler = "consistency" if self.student_steps is not None else "euler"
         if steps is None:
@@ -162,6 +173,11 @@ class FlowModel(nn.Module, abc.ABC):
         kwargs = {"noise_scale": noise_scale} if sampler == "consistency" else {}
         solver = make_sampler(sampler, steps, spacing=self.spacing, **kwargs)
         x = noise_scale * torch.randn(shape, generator=generator, device=like.device, dtype=like.dtype)
+        if start_time > 0:
+            # x_τ = τ · x_init + (1 − τ) · ε on the straight path (Liu et al. 2022, eq. 1); grid t ↦ τ + (1 − τ) t
+            x = FlowSampler.add_noise(torch.zeros_like(x) if init is None else init, x, start_time)
+            solver.grid = start_time + (1 - start_time) * solver.grid
+            solver.timesteps = start_time + (1 - start_time) * solver.timesteps
         for t in solver.timesteps:
             tb = torch.full((shape[0],), float(t), device=like.device, dtype=like.dtype)
             with torch.no_grad():
@@ -354,6 +370,8 @@ class DiffusionCorrector(FlowModel):
         guidance: Guidance | None = None,
         guidance_lambda: float | None = None,
         sampler: str | None = None,
+        start_time: float = 0.0,
+        init: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Corrected latent ``z_pred + r̂`` ``[B, N, D]``, with ``r̂`` drawn from the model.
 
@@ -367,7 +385,13 @@ class DiffusionCorrector(FlowModel):
             guidance: physics residual ``R(z)`` of the corrected latent (``[B]`` or scalar); None for no guidance.
             guidance_lambda: λ ∈ [0, 2]; default ``config.guidance_lambda``.
             sampler: ``euler``, ``heun`` or ``consistency``; default ``consistency`` for a student, else ``euler``.
+            start_time: flow time τ ∈ [0, 1) the pass starts at (0: from pure noise, the default). With τ > 0 the
+                residual of ``init`` is partially noised to ``x_τ = τ · r̃_init + (1 − τ) · noise_scale · ε`` and
+                integrated from τ to 1 in ``steps`` steps (SDEdit): the larger τ, the closer the sample stays to
+                ``init``. Test-time search uses it to draw candidates near the operator's prediction.
+            init: the corrected latent ``[B, N, D]`` a partial pass starts from; default ``z_pred`` (zero residual).
         """
+        x_init = None if init is None else (init - z_pred) / self._scale_view(z_pred)
         x = self._integrate(
             (z_pred, cond),
             z_pred.shape,
@@ -378,6 +402,8 @@ class DiffusionCorrector(FlowModel):
             noise_scale=noise_scale,
             guidance=guidance,
             guidance_lambda=guidance_lambda,
+            start_time=start_time,
+            init=x_init,
         )
         return self.to_physical(x, (z_pred, cond))
 

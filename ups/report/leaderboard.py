@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import csv
 import html
-import json
 import math
 from datetime import datetime
 from pathlib import Path
@@ -21,6 +20,7 @@ from pathlib import Path
 import altair as alt
 import vl_convert
 
+from ups.report.embed import VL_VERSION, embed_call, vega_script
 from ups.store.results import LEADERBOARD_COLUMNS, ResultsStore
 
 # (leaderboard column, stored metric name the threshold is keyed by, panel title)
@@ -30,8 +30,6 @@ PANELS = (
     ("bc_violation", "bc_violation", "BC violation"),
 )
 RED_LINE_METRICS = ("conservation_gap", "bc_violation")
-# Vega-Lite version matching the installed Altair (e.g. "v6.4"), used for the inlined JS and the PNG.
-VL_VERSION = alt.SCHEMA_VERSION.rsplit(".", 1)[0]
 
 
 def _finite(x: object) -> float | None:
@@ -112,16 +110,7 @@ def _fmt(value: object) -> str:
     return str(value)
 
 
-def _script_json(obj: object) -> str:
-    """JSON safe to place inside ``<script>``: no ``</script>``, ``<!--`` or line separators can appear in it."""
-    text = json.dumps(obj, allow_nan=False)
-    for ch, esc in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"), ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
-        text = text.replace(ch, esc)
-    return text
-
-
 def _html_page(spec: dict, rows: list[dict]) -> str:
-    bundle = vl_convert.javascript_bundle(vl_version=VL_VERSION).replace("</script", "<\\/script")
     head = "".join(f"<th>{html.escape(c)}</th>" for c in LEADERBOARD_COLUMNS)
     body = "\n".join(
         "<tr>" + "".join(f"<td>{html.escape(_fmt(r[c]))}</td>" for c in LEADERBOARD_COLUMNS) + "</tr>" for r in rows
@@ -137,7 +126,7 @@ table {{ border-collapse: collapse; font-size: 13px; margin-top: 1.5em; }}
 th, td {{ border: 1px solid #ccc; padding: 3px 8px; text-align: right; }}
 th {{ background: #f4f4f4; }}
 </style>
-<script>{bundle}</script>
+{vega_script()}
 </head>
 <body>
 <h1>UPS leaderboard</h1>
@@ -150,7 +139,7 @@ th {{ background: #f4f4f4; }}
 </tbody>
 </table>
 <script>
-vegaEmbed("#chart", {_script_json(spec)}, {{renderer: "svg", actions: false}}).catch(console.error);
+{embed_call("chart", spec)}
 </script>
 </body>
 </html>
