@@ -20,3 +20,13 @@ def test_promotion_rule(ups_promotion_result):
     result, case = ups_promotion_result
     if result.outcome in ("fail", "inconclusive"):
         pytest.xfail(f"not promotable: {result.message(case.task)}")
+
+
+def test_baseline(ups_baseline_result):
+    """Reference points (persistence, FNO, U-Net), trained and scored like the candidate; never gated.
+
+    They are on the leaderboard beside the candidate and the champion; the test checks the scoreboard is usable.
+    """
+    evaluation, case = ups_baseline_result
+    nrmse = evaluation.stats["test"]["nrmse"].mean
+    assert nrmse is not None and nrmse == nrmse, f"{case.name} on {case.task}: no finite nRMSE"

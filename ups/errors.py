@@ -10,3 +10,10 @@ class UserInputError(Exception):
     """Bad user input; ``str(err)`` is the one line shown to the user."""
 
     exit_code = 2
+
+
+class MissingExtra(UserInputError):
+    """A model needs an optional dependency that is not installed (``pip install -e ".[extra]"``).
+
+    The harness skips a baseline that raises it (a reference point one cannot build here); elsewhere it is bad input.
+    """

@@ -82,7 +82,12 @@ def test_bootstrap_then_gate_records_every_table(bootstrapped, project, cache_di
     assert second.returncode == 0, second.stdout + second.stderr
     assert "burgers1d     regression nrmse" in second.stdout
     counts = table_counts(project / "reports" / "results.duckdb")
-    assert counts["runs"] == 2 and counts["metrics"] > 0 and counts["gate_results"] > 0
+    # the bootstrap run, this run, and the champion it was judged against (on the leaderboard as its own row)
+    assert counts["runs"] == 3 and counts["metrics"] > 0 and counts["gate_results"] > 0
+    runs = {r["label"]: r for r in ResultsStore(project / "reports" / "results.duckdb").runs()}
+    champion_rows = ResultsStore(project / "reports" / "results.duckdb").metrics(runs["champion"]["run_id"])
+    stored = {(r["split"], r["metric"], r["horizon"]): r["value"] for r in champion_rows}
+    assert stored["test", "nrmse", 8] == champion["metrics"]["test"]["nrmse@8"]["mean"]
     html = (project / "reports" / "leaderboard.html").read_text()
     assert 'src="http' not in html and "<script" in html
     assert (project / "reports" / "leaderboard.png").read_bytes()[:4] == b"\x89PNG"
@@ -95,7 +100,7 @@ def test_parallel_and_serial_runs_record_the_same_metric_rows(project, cache_dir
     parallel = run(project, cache_dir, "-n", "2")
     assert serial.returncode == 0 and parallel.returncode == 0, parallel.stdout + parallel.stderr
     db = project / "reports" / "results.duckdb"
-    runs = sorted(ResultsStore(db).runs(), key=lambda r: r["created_at"])
+    runs = sorted((r for r in ResultsStore(db).runs() if r["label"] != "champion"), key=lambda r: r["created_at"])
     rows = [metric_rows(db, r["run_id"]) for r in runs[1:]]
     assert rows[0] == rows[1]
     keys = [r[:5] for r in rows[1]]

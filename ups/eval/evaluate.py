@@ -170,11 +170,14 @@ def score_split(
     device: torch.device | None = None,
 ) -> EvalResult:
     """The scoreboard of a rollout already made (``pred``, ``target`` ``[B, T, C, *S]``, optional ``samples``
-    ``[M, B, T, C, *S]``), plus the timed efficiency rows of ``model`` on ``split``."""
+    ``[M, B, T, C, *S]``), plus the timed efficiency rows of ``model`` on ``split``.
+
+    The physics rows use the split's own walls and domain (:meth:`~ups.data.spec.TaskSpec.for_split`): ``ood_bc``
+    is scored against its reflective walls, ``ood_geometry`` with its own cell size."""
     device = device or torch.device("cpu")
     values = list(
         compute_scoreboard(
-            pred.numpy(), target.numpy(), store.spec, horizons=horizons,
+            pred.numpy(), target.numpy(), store.spec.for_split(split), horizons=horizons,
             samples=None if samples is None else samples.numpy(),
         )
     )  # fmt: skip

@@ -68,7 +68,11 @@ class Controller:
                 "seeds": runner.seeds,
                 "tasks": list(suite.tasks),
                 "champions": str(self.root / suite.champions),
+                "role": "candidate",
             }
+            for name in runner.baselines:
+                bid = f"{suite.suite}-{name}-{canonical_hash(runner.identity(name))[:10]}-{commit[:8]}-{self.stamp}"
+                runner.sinks[name] = (bid, ShardWriter(self.reports_dir / ".shards" / bid / f"{self.worker_id}.jsonl"))
             self._runners[marker] = runner
         return self._runners[marker]
 
@@ -111,8 +115,12 @@ class Controller:
             metric_rows = dedupe_metric_rows(tables["metrics"])
             gate_rows = tables["gate_results"]
             run_row["env"]["candidate"] = meta["candidate"]
+            run_row["env"]["checkpoints"] = {r["task"]: r["path"] for r in tables.get("checkpoints", [])}
             store.ingest(run_row, metric_rows, gate_rows)
             notes = []
+            if meta.get("role") == "baseline":
+                continue
+            self._ingest_champions(store, meta)
             if self.config.getoption("--ups-promote"):
                 champions = Path(meta["champions"])
                 notes = promote_run(
@@ -122,6 +130,34 @@ class Controller:
             remove_shards(shard_dir)
         self.outputs = render_leaderboard(store, self.reports_dir)
         return 0
+
+    def _ingest_champions(self, store, meta: dict) -> None:
+        """Put the champions this run was judged against on the leaderboard, as one run labelled ``champion``."""
+        runner = self.runner(f"{meta['suite']}_eval")
+        champs = {t: c for t in meta["tasks"] if (c := runner.champion(t)) is not None}
+        if not champs:
+            return
+        rows = [
+            {"task": task, "split": split, "seed": int(seed), "metric": key.split("@")[0],
+             "horizon": int(key.split("@")[1]) if "@" in key else None, "value": value}
+            for task, champ in champs.items()
+            for split, metrics in champ.metrics.items()
+            for key, stat in metrics.items()
+            for seed, value in stat.per_seed.items()
+        ]  # fmt: skip
+        first = next(iter(champs.values()))
+        run = {
+            "run_id": f"champion-{meta['suite']}-{canonical_hash(sorted(c.run_id for c in champs.values()))[:12]}",
+            "created_at": first.date,
+            "suite": meta["suite"],
+            "label": "champion",
+            "commit": first.commit,
+            "config_hash": canonical_hash(sorted(c.config_hash for c in champs.values())),
+            "seeds": sorted({r["seed"] for r in rows}),
+            "env": {"champions": {t: c.run_id for t, c in champs.items()}},
+            "notes": "the champion snapshots a run was gated against (champions/<suite>/<task>.json)",
+        }
+        store.ingest(run, rows, [], replace=True)
 
     def summary(self, tr) -> None:
         if self.is_worker or not self._report:

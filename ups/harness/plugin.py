@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from ups.errors import UserInputError
+from ups.errors import MissingExtra, UserInputError
 from ups.harness.gates import Gate
-from ups.harness.runner import SuiteRunner
+from ups.harness.runner import CandidateFailed, SuiteRunner
 from ups.harness.suite import SUITE_FILES, SuiteConfig, load_suite
 
 SUITE_MARKERS = ("small_eval", "full_eval")
@@ -73,13 +73,32 @@ def suite_of(config: pytest.Config, marker: str) -> SuiteConfig:
     return cache[marker]
 
 
+@dataclass(frozen=True)
+class BaselineCase:
+    suite: str
+    task: str
+    name: str
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    wanted = [f for f in ("ups_regression_gate", "ups_promotion_rule") if f in metafunc.fixturenames]
+    wanted = [f for f in ("ups_regression_gate", "ups_promotion_rule", "ups_baseline") if f in metafunc.fixturenames]
     if not wanted:
         return
     marker = next((m for m in SUITE_MARKERS if metafunc.definition.get_closest_marker(m)), None)
     if marker is None:
-        raise pytest.UsageError(f"{metafunc.definition.nodeid}: gate tests need a small_eval or full_eval marker")
+        raise pytest.UsageError(f"{metafunc.definition.nodeid}: suite tests need a small_eval or full_eval marker")
+    if wanted[0] == "ups_baseline":
+        cases, ids = [], []
+        try:
+            runner = metafunc.config._ups.runner(marker)  # type: ignore[attr-defined]
+            for task in runner.suite.tasks:
+                for name in runner.baselines:
+                    cases.append(BaselineCase(runner.suite.suite, task, name))
+                    ids.append(f"{task}-{name}")
+        except UserInputError as err:
+            _defer(metafunc.config, err)
+        metafunc.parametrize("ups_baseline", cases, ids=ids)
+        return
     gate_set = "regression" if wanted[0] == "ups_regression_gate" else "promotion"
     cases, ids = [], []
     try:
@@ -101,6 +120,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     import torch
 
     for item in items:
+        case = getattr(item, "callspec", None) and next(
+            (v for v in item.callspec.params.values() if isinstance(v, GateCase | BaselineCase)), None
+        )
+        if case is not None:  # with --dist loadgroup, one worker trains and scores each task
+            item.add_marker(pytest.mark.xdist_group(f"{case.suite}-{case.task}"))
         if item.get_closest_marker("full_eval") and "full_eval" not in markexpr:
             item.add_marker(pytest.mark.skip(reason="full_eval runs only when selected: pytest -m full_eval"))
         if item.get_closest_marker("gpu") and not torch.cuda.is_available():
@@ -128,6 +152,8 @@ def _check(request: pytest.FixtureRequest, case: GateCase):
         return runner.check(case.task, case.gate_set, case.gate)
     except UserInputError as err:
         _abort(err)
+    except CandidateFailed as err:
+        pytest.fail(str(err), pytrace=False)
 
 
 @pytest.fixture
@@ -140,6 +166,20 @@ def ups_regression_result(request: pytest.FixtureRequest, ups_regression_gate: G
 def ups_promotion_result(request: pytest.FixtureRequest, ups_promotion_rule: GateCase):
     """The decided promotion rule of this test's (task, metric, rule)."""
     return _check(request, ups_promotion_rule), ups_promotion_rule
+
+
+@pytest.fixture
+def ups_baseline_result(request: pytest.FixtureRequest, ups_baseline: BaselineCase):
+    """A baseline's scoreboard on this test's task (trained first when it is a trained baseline)."""
+    runner: SuiteRunner = request.config._ups.runner(f"{ups_baseline.suite}_eval")
+    try:
+        return runner.evaluation(ups_baseline.task, ups_baseline.name), ups_baseline
+    except MissingExtra as err:
+        pytest.skip(str(err))
+    except UserInputError as err:
+        _abort(err)
+    except CandidateFailed as err:
+        pytest.fail(str(err), pytrace=False)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

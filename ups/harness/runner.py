@@ -5,7 +5,14 @@ pytest-xdist workers compute it once and all read the same bytes (that is what m
 record identical rows):
 
 - dataset: by task, size, data seed and solver source (``ups.data.generate.cached_dataset``);
-- evaluation: by candidate config hash, code hash, dataset content hash, seed, split, steps and horizons.
+- trained model: by the resolved training config's hash, code hash, dataset content hash, seed and device
+  (``<cache>/runs/<model>-<task>-s<seed>-<key>``, a normal ``ups train`` run directory);
+- evaluation: by model identity, the trained run's key, code hash, dataset content hash, seed, split, steps and
+  horizons.
+
+A suite scores a *candidate* (gated against the champion) and *baselines* (reference points on the leaderboard,
+never gated). Each is a registered model name (persistence) or a training config, trained here with the same
+trainer; a baseline with ``budget: candidate`` trains for the wall clock the candidate's training took.
 """
 
 from __future__ import annotations
@@ -20,6 +27,8 @@ from pathlib import Path
 import torch
 from filelock import FileLock
 
+from ups.config.loader import config_hash, load_config
+from ups.config.schema import UPSConfig
 from ups.data.generate import cached_dataset
 from ups.data.store import DatasetStore
 from ups.errors import UserInputError
@@ -27,9 +36,13 @@ from ups.eval.evaluate import EvalResult, evaluate_split
 from ups.harness.champions import Champion, load_champion
 from ups.harness.gates import Gate, GateFile, GateResult, evaluate_gate, load_gate_file
 from ups.harness.stats import SeedStat
-from ups.harness.suite import SuiteConfig
+from ups.harness.suite import ModelEntry, SuiteConfig
 from ups.models import MODELS, Surrogate
 from ups.provenance import canonical_hash, code_hash
+
+
+class CandidateFailed(RuntimeError):
+    """Training the candidate aborted (a guard fired): its gates fail with this message, the run goes on."""
 
 
 def metric_key(metric: str, horizon: int | None) -> str:
@@ -53,7 +66,11 @@ class TaskEvaluation:
 
 
 class SuiteRunner:
-    """Lazily builds and caches each task's dataset, candidate evaluation and champion for one suite."""
+    """Lazily trains, evaluates and caches each task's models (candidate and baselines) and champion for one suite.
+
+    ``record(table, row)`` receives the candidate's rows; ``sinks[name]`` the rows of baseline ``name`` (each
+    baseline is its own run on the leaderboard); both default to dropping rows.
+    """
 
     def __init__(
         self,
@@ -71,29 +88,54 @@ class SuiteRunner:
         self.root = root
         self.cache_dir = cache_dir
         self.seeds = seeds or suite.seeds
+        self.baseline_seeds = suite.baseline_seeds or self.seeds[:1]
         self.device = torch.device(device)
         self.champion_ref = champion_ref
         self.record = record
         self.run_id = run_id
+        self.sinks: dict[str, tuple[str, Callable[[str, dict], None]]] = {}  # baseline -> (run_id, record)
         self._datasets: dict[str, DatasetStore] = {}
-        self._evaluations: dict[str, TaskEvaluation] = {}
+        self._evaluations: dict[tuple[str, str], TaskEvaluation] = {}
+        self._failed: dict[tuple[str, str], str] = {}
         self._champions: dict[str, Champion | None] = {}
         self.run_meta: dict = {}  # written to the shard with the first metric rows
 
-    @cached_property
-    def gate_file(self) -> GateFile:
-        return load_gate_file(self.root / self.suite.gates)
+    # --- what is scored -------------------------------------------------------------------------------------------
+
+    def entry(self, name: str) -> ModelEntry:
+        return self.suite.candidate if name == "candidate" else self.suite.baselines[name]
+
+    @property
+    def baselines(self) -> list[str]:
+        return list(self.suite.baselines)
+
+    def task_config(self, name: str, task: str, seed: int, budget_s: float | None = None) -> UPSConfig:
+        """The training config of model ``name`` on ``task``: the file, with the suite's data and seed imposed."""
+        entry = self.entry(name)
+        path = self.root / entry.config.format(task=task)
+        cfg = load_config(path).model_dump(mode="json")
+        te = self.task_entry(task)
+        cfg["data"] |= {"task": task, "size": te.size, "seed": self.suite.data_seed}
+        cfg["run"] |= {"seed": seed}
+        if budget_s is not None:
+            cfg["training"] |= {"time_budget_s": budget_s}
+        try:
+            return UPSConfig.model_validate(cfg)
+        except ValueError as err:
+            raise UserInputError(f"{path}: invalid for task {task} ({' '.join(str(err).split())[:300]})") from None
+
+    def identity(self, name: str) -> dict:
+        """What defines model ``name``, hashed into cache keys and its run's ``config_hash``."""
+        entry = self.entry(name)
+        if entry.model is not None:
+            MODELS.get(entry.model)  # unknown names fail here with the list of valid ones
+            return {"model": entry.model}
+        tasks = {t: config_hash(self.task_config(name, t, seed=0)) for t in self.suite.tasks}
+        return {"config": entry.config, "tasks": tasks} | ({"budget": entry.budget} if entry.budget else {})
 
     @cached_property
     def candidate_config(self) -> dict:
-        """What defines the candidate, hashed into cache keys and the run's ``config_hash``."""
-        cand = self.suite.candidate
-        if cand.model is not None:
-            MODELS.get(cand.model)  # unknown names fail here with the list of valid ones
-            return {"model": cand.model}
-        raise UserInputError(
-            f"suite {self.suite.suite}: candidate.config ({cand.config}) needs the trainer, which is not built yet"
-        )
+        return self.identity("candidate")
 
     @cached_property
     def config_hash(self) -> str:
@@ -101,7 +143,12 @@ class SuiteRunner:
 
     @property
     def label(self) -> str:
-        return self.candidate_config.get("model", "candidate")
+        cand = self.suite.candidate
+        return cand.model or Path(cand.config).stem.replace("{task}", "").strip("_-") or "candidate"
+
+    @cached_property
+    def gate_file(self) -> GateFile:
+        return load_gate_file(self.root / self.suite.gates)
 
     def task_entry(self, task: str):
         try:
@@ -117,34 +164,88 @@ class SuiteRunner:
             self.record("datasets", {"task": task, "content_sha256": store.content_sha256})
         return self._datasets[task]
 
-    def build_candidate(self, task: str, seed: int) -> Surrogate:
-        torch.manual_seed(seed)
-        store = self.dataset(task)
-        return MODELS.get(self.candidate_config["model"]).build(None, store.spec, store.stats())
+    # --- training (cached) ----------------------------------------------------------------------------------------
 
-    def _evaluate_cached(self, task: str, seed: int, split: str) -> EvalResult:
-        entry = self.task_entry(task)
+    def trained(self, name: str, task: str, seed: int) -> Path:
+        """The run directory of model ``name`` trained on ``task`` with ``seed`` (trained once, then cached)."""
+        from ups.training.guards import TrainingAborted
+        from ups.training.trainer import train
+
         store = self.dataset(task)
+        budget = None
+        if self.entry(name).budget == "candidate":
+            budget = json.loads((self.trained("candidate", task, seed) / "metrics.json").read_text())["wall_clock_s"]
+        cfg = self.task_config(name, task, seed, budget)
         key = canonical_hash(
             {
-                "candidate": self.config_hash,
+                "config": config_hash(cfg) if budget is None else config_hash(self.task_config(name, task, seed)),
+                "code": code_hash(),
+                "data": store.content_sha256,
+                "seed": seed,
+                "device": self.device.type,
+            }
+        )
+        run_dir = self.cache_dir / "runs" / f"{name}-{task}-s{seed}-{key[:16]}"
+        run_dir.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(run_dir) + ".lock"):
+            done = run_dir / "metrics.json"
+            if done.is_file():
+                aborted = json.loads(done.read_text()).get("aborted")
+            else:
+                try:
+                    train(cfg, run_dir=run_dir, device=self.device, data_path=store.path, progress=False)
+                    aborted = None
+                except TrainingAborted as err:
+                    aborted = str(err)
+        if aborted:
+            raise CandidateFailed(f"{name} on {task} (seed {seed}): training aborted: {aborted}")
+        return run_dir
+
+    def build(self, name: str, task: str, seed: int) -> Surrogate:
+        """Model ``name`` ready to roll out: trained and reloaded from its run, or built untrained (persistence)."""
+        entry = self.entry(name)
+        store = self.dataset(task)
+        if entry.model is not None:
+            torch.manual_seed(seed)
+            return MODELS.get(entry.model).build(None, store.spec, store.stats())
+        from ups.inference import load_surrogate
+
+        return load_surrogate(self.trained(name, task, seed))
+
+    def checkpoint(self, task: str) -> Path | None:
+        """The candidate's trained checkpoint of ``task`` for the first seed (what a promotion stores)."""
+        if self.suite.candidate.config is None:
+            return None
+        return self.trained("candidate", task, self.seeds[0]) / "checkpoints" / "final"
+
+    # --- evaluation (cached) --------------------------------------------------------------------------------------
+
+    def _evaluate_cached(self, name: str, task: str, seed: int, split: str) -> EvalResult:
+        entry = self.task_entry(task)
+        store = self.dataset(task)
+        trained_key = self.trained(name, task, seed).name if self.entry(name).config else None
+        key = canonical_hash(
+            {
+                "model": self.identity(name),
+                "trained": trained_key,
                 "code": code_hash(),
                 "data": store.content_sha256,
                 "seed": seed,
                 "split": split,
                 "steps": entry.steps,
                 "horizons": entry.horizons,
+                "ensemble": self.suite.ensemble_size,
                 "device": self.device.type,
             }
         )
-        path = self.cache_dir / "evals" / f"{task}-{split}-s{seed}-{key[:16]}.json"
+        path = self.cache_dir / "evals" / f"{name}-{task}-{split}-s{seed}-{key[:16]}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(str(path) + ".lock"):
             if path.is_file():
                 return EvalResult.from_dict(json.loads(path.read_text()))
             if split not in store.splits:
                 raise UserInputError(f"dataset {store.path}: no split {split!r} (has {', '.join(store.splits)})")
-            model = self.build_candidate(task, seed)
+            model = self.build(name, task, seed)
             result = evaluate_split(
                 model,
                 store,
@@ -154,31 +255,44 @@ class SuiteRunner:
                 seed=seed,
                 timing_repeats=self.suite.timing_repeats,
                 device=self.device,
+                ensemble_size=self.suite.ensemble_size,
             )
             tmp = path.with_suffix(f".tmp{os.getpid()}")
             tmp.write_text(json.dumps(result.as_dict()))
             os.replace(tmp, path)
             return result
 
-    def evaluation(self, task: str) -> TaskEvaluation:
-        """The candidate's scoreboard on every configured split and seed; rows are recorded once per process."""
-        if task not in self._evaluations:
-            results = tuple(
-                self._evaluate_cached(task, seed, split)
-                for seed in self.seeds
-                for split in self.task_entry(task).splits
-            )
-            if not self._evaluations:
-                self.record("run_meta", self.run_meta)
-            for r in results:
-                self.record(
-                    "eval_meta", {"task": task, "split": r.split, "seed": r.seed, "machine_ref_s": r.machine_ref_s}
+    def evaluation(self, task: str, name: str = "candidate") -> TaskEvaluation:
+        """Model ``name``'s scoreboard on every configured split and seed; rows are recorded once per process.
+
+        Raises:
+            CandidateFailed: its training aborted on some seed (remembered, so it is not retrained per test).
+        """
+        if (name, task) in self._failed:
+            raise CandidateFailed(self._failed[name, task])
+        if (name, task) not in self._evaluations:
+            seeds = self.seeds if name == "candidate" else self.baseline_seeds
+            run_id, record = (self.run_id, self.record) if name == "candidate" else self.sinks[name]
+            try:
+                results = tuple(
+                    self._evaluate_cached(name, task, seed, split)
+                    for seed in seeds
+                    for split in self.task_entry(task).splits
                 )
+            except CandidateFailed as err:
+                self._failed[name, task] = str(err)
+                raise
+            if not any(n == name for n, _ in self._evaluations):
+                record("run_meta", self.run_meta if name == "candidate" else self.baseline_meta(name))
+            if name == "candidate" and (ckpt := self.checkpoint(task)) is not None:
+                record("checkpoints", {"task": task, "path": str(ckpt)})
+            for r in results:
+                record("eval_meta", {"task": task, "split": r.split, "seed": r.seed, "machine_ref_s": r.machine_ref_s})
                 for v in r.values:
-                    self.record(
+                    record(
                         "metrics",
                         {
-                            "run_id": self.run_id,
+                            "run_id": run_id,
                             "task": task,
                             "split": r.split,
                             "seed": r.seed,
@@ -187,8 +301,17 @@ class SuiteRunner:
                             "value": v.value,
                         },
                     )
-            self._evaluations[task] = TaskEvaluation(task, results)
-        return self._evaluations[task]
+            self._evaluations[name, task] = TaskEvaluation(task, results)
+        return self._evaluations[name, task]
+
+    def baseline_meta(self, name: str) -> dict:
+        return self.run_meta | {
+            "label": name,
+            "config_hash": canonical_hash(self.identity(name)),
+            "candidate": self.identity(name),
+            "seeds": self.baseline_seeds,
+            "role": "baseline",
+        }
 
     def champion_path(self, task: str) -> Path:
         return self.root / self.suite.champions / f"{task}.json"

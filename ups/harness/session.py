@@ -9,6 +9,7 @@ candidate where asked and allowed.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from ups.harness.champions import Champion, file_sha256, write_champion
 from ups.harness.stats import SeedStat
-from ups.provenance import code_hash, environment, git_info
+from ups.provenance import canonical_hash, code_hash, environment, git_info
 
 
 @dataclass
@@ -110,10 +111,16 @@ def promote(
     candidate: dict,
     checkpoint: Path | None = None,
 ) -> Champion:
-    """Write the candidate's snapshot as ``path`` (atomic)."""
+    """Write the candidate's snapshot as ``path`` (atomic), with a copy of its checkpoint directory beside it.
+
+    The checkpoint (``<task>.ckpt/``: safetensors weights + JSON state, the trained run's ``checkpoints/final``) is
+    copied before the JSON is replaced, so the snapshot never names a checkpoint that is not there.
+    """
     ckpt = None
     if checkpoint is not None:
-        ckpt = {"path": checkpoint.name, "sha256": file_sha256(checkpoint)}
+        dest = path.with_suffix(".ckpt")
+        copy_dir_atomic(checkpoint, dest)
+        ckpt = {"path": dest.name, "sha256": dir_sha256(dest)}
     champion = Champion(
         suite=suite,
         task=task,
@@ -133,6 +140,23 @@ def promote(
     return champion
 
 
+def copy_dir_atomic(src: Path, dest: Path) -> None:
+    """Copy directory ``src`` to ``dest``, replacing it; a reader sees the old or the new copy, never half of one."""
+    tmp = dest.with_name(f".{dest.name}.tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(src, tmp)
+    old = dest.with_name(f".{dest.name}.old{os.getpid()}")
+    if dest.exists():
+        os.replace(dest, old)
+    os.replace(tmp, dest)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def dir_sha256(path: Path) -> str:
+    """sha256 over the sorted file names and contents of a directory (what a champion's checkpoint entry pins)."""
+    return canonical_hash({p.name: file_sha256(p) for p in sorted(path.iterdir()) if p.is_file()})
+
+
 def remove_shards(shard_dir: Path) -> None:
     shutil.rmtree(shard_dir, ignore_errors=True)
 
@@ -144,9 +168,14 @@ def promote_run(store, *, run_row: dict, metric_rows: list[dict], gate_rows: lis
     """
     tasks = sorted({r["task"] for r in metric_rows})
     has = {t: (champions / f"{t}.json").is_file() for t in tasks}
+    checkpoints = run_row["env"].get("checkpoints") or {}
     notes = []
     for task, why in promotable_tasks(gate_rows, tasks, has).items():
         path = champions / f"{task}.json"
+        ckpt = Path(checkpoints[task]) if task in checkpoints else None
+        if ckpt is not None and not ckpt.is_dir():
+            notes.append(f"not promoted {task}: its checkpoint {ckpt} is gone (clear the cache? re-run the suite)")
+            continue
         champ = promote(
             path,
             suite=run_row["suite"],
@@ -154,6 +183,7 @@ def promote_run(store, *, run_row: dict, metric_rows: list[dict], gate_rows: lis
             run_row=run_row,
             stats=candidate_stats(metric_rows, task),
             candidate=run_row["env"].get("candidate", {}),
+            checkpoint=ckpt,
         )
         store.record_promotion(
             suite=run_row["suite"],

@@ -26,18 +26,26 @@ class TaskEntry(BaseModel):
         return self
 
 
-class CandidateEntry(BaseModel):
-    """The candidate under test: a registered model name (baselines) or a training config path."""
+class ModelEntry(BaseModel):
+    """A model the suite scores: a registered model name (untrained baselines such as persistence) or a training
+    config path, which may contain ``{task}`` (one config per task, e.g. ``configs/small/{task}.yaml``).
+
+    ``budget: candidate`` (baselines only) trains for the wall clock the candidate's training took on the same task
+    and seed (``training.time_budget_s``), so a baseline is compared at equal training cost.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     model: str | None = None
     config: str | None = None
+    budget: Literal["candidate"] | None = None
 
     @model_validator(mode="after")
-    def _one_of(self) -> CandidateEntry:
+    def _one_of(self) -> ModelEntry:
         if (self.model is None) == (self.config is None):
-            raise ValueError("give exactly one of candidate.model or candidate.config")
+            raise ValueError("give exactly one of model or config")
+        if self.budget is not None and self.config is None:
+            raise ValueError("budget applies to trained models (config) only")
         return self
 
 
@@ -50,8 +58,17 @@ class SuiteConfig(BaseModel):
     seeds: list[int] = [0]
     data_seed: int = 0
     timing_repeats: int = Field(5, ge=3)
-    candidate: CandidateEntry
+    ensemble_size: int = Field(8, ge=2, description="corrector-sampled rollouts behind ece, crps and spread_skill")
+    candidate: ModelEntry
+    baselines: dict[str, ModelEntry] = {}  # reference points shown beside the candidate; never gated
+    baseline_seeds: list[int] | None = None  # default: the first of ``seeds``
     tasks: dict[str, TaskEntry]
+
+    @model_validator(mode="after")
+    def _no_candidate_budget(self) -> SuiteConfig:
+        if self.candidate.budget is not None:
+            raise ValueError("candidate.budget: only baselines take the candidate's budget")
+        return self
 
 
 SUITE_FILES = {"small": "configs/suites/small_eval.yaml", "full": "configs/suites/full_eval.yaml"}
