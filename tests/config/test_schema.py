@@ -125,7 +125,7 @@ def test_unknown_key_names_the_dotted_path_and_lists_valid_keys():
     message = error_of({"training": {"bogus": 1}})
     assert message.startswith("cfg.yaml: training.bogus: unknown key")
     assert "batch_size" in message
-    assert error_of({"bogus": {}}).startswith("cfg.yaml: bogus: unknown key (valid: data, diffusion, eval")
+    assert error_of({"bogus": {}}).startswith("cfg.yaml: bogus: unknown key (valid: baseline, data, diffusion, eval")
 
 
 def test_invalid_choice_lists_the_choices():

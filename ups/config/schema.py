@@ -70,8 +70,12 @@ class DataConfig(Section):
 
 
 class DecoderConfig(Section):
-    """AnyPointDecoder: Fourier-featured query coordinates cross-attend to the latent tokens."""
+    """AnyPointDecoder (``kind: anypoint``): Fourier-featured query coordinates cross-attend to the latent tokens;
+    GridDecoder (``kind: grid``, needs ``latent.encoder: grid``): the encoder's patch layout inverted, token by token
+    (PDE-Transformer's un-patchify head; task grid only, far cheaper). ``num_layers``, ``num_heads``, ``frequencies``
+    and ``query_points`` apply to the any-point decoder only."""
 
+    kind: Literal["anypoint", "grid"] = "anypoint"
     hidden_dim: PosInt = 32  # default: latent.dim
     num_layers: PosInt = 2
     num_heads: PosInt = 4
@@ -140,6 +144,19 @@ class OperatorConfig(Section):
     conditioning: ConditioningConfig = ConditioningConfig()
 
 
+class BaselineConfig(Section):
+    """Grid baselines ``run.model: unet | fno`` (ups.models.unet / ups.models.fno); the latent operator ignores it.
+
+    Defaults are CPU-small (0.25M U-Net / 0.09M FNO parameters on burgers1d small); PDEArena / PDEBench sizes are
+    width 64-128 and 12-20 modes.
+    """
+
+    width: PosInt = 32  # U-Net: channels at full resolution (doubled per level); FNO: hidden channels
+    levels: PosInt = 2  # U-Net: stride-2 downsamplings
+    modes: PosInt = 16  # FNO: Fourier modes kept per axis (capped at the grid size)
+    layers: PosInt = 4  # FNO: Fourier layers
+
+
 class DiffusionConfig(Section):
     """Few-step residual corrector (rectified flow, distilled to a consistency student)."""
 
@@ -184,6 +201,7 @@ class TrainingConfig(Section):
     sampling_temperature: PosFloat = 0.7  # regime/BC sampler; playbook 0.6-0.8
     early_stop_at: Fraction | None = 0.35  # stop if val has not beaten baseline by 1σ at this budget fraction
     physics_spike_factor: PosFloat | None = 10.0  # abort (keep last good checkpoint) past this × baseline gap
+    time_budget_s: PosFloat | None = None  # operator stage: stop at the first step past this wall clock (not bitwise)
     loss: LossWeights = LossWeights()
 
     @model_validator(mode="after")
@@ -387,6 +405,7 @@ class UPSConfig(Section):
     data: DataConfig = DataConfig()
     latent: LatentConfig = LatentConfig()
     operator: OperatorConfig = OperatorConfig()
+    baseline: BaselineConfig = BaselineConfig()
     diffusion: DiffusionConfig = DiffusionConfig()
     training: TrainingConfig = TrainingConfig()
     stages: StagesConfig = StagesConfig()

@@ -32,6 +32,7 @@ from ups.core.conditioning import BC_KINDS, Conditioner
 from ups.core.pdet import PDETransformer
 from ups.data.spec import TaskSpec
 from ups.errors import UserInputError
+from ups.io.dec_grid import GridDecoder
 from ups.io.decoder_anypoint import AnyPointDecoder
 from ups.io.enc_grid import GridEncoder
 from ups.io.enc_upt import UPTEncoder
@@ -136,17 +137,27 @@ class LatentOperator(nn.Module):
             checkpointing=config.training.activation_checkpointing,
         )
         dec = lat.decoder
-        self.decoder = AnyPointDecoder(
-            lat.dim,
-            n_ch,
-            anchors,
-            n_streams=self.n_streams,
-            hidden_dim=dec.hidden_dim,
-            num_layers=dec.num_layers,
-            num_heads=dec.num_heads,
-            frequencies=dec.frequencies,
-            periodic=periodic,
-        )
+        if dec.kind == "grid":
+            if not isinstance(self.encoder, GridEncoder):
+                raise ValueError("latent.decoder.kind grid needs latent.encoder grid (it inverts the patch layout)")
+            self.decoder: nn.Module = GridDecoder(self.encoder, n_ch, lat.dim, dec.hidden_dim)
+        else:
+            self.decoder = AnyPointDecoder(
+                lat.dim,
+                n_ch,
+                anchors,
+                n_streams=self.n_streams,
+                hidden_dim=dec.hidden_dim,
+                num_layers=dec.num_layers,
+                num_heads=dec.num_heads,
+                frequencies=dec.frequencies,
+                periodic=periodic,
+            )
+
+    @property
+    def decodes_anywhere(self) -> bool:
+        """Whether the decoder takes arbitrary query points (any-point) or only the task grid (grid decoder)."""
+        return not isinstance(self.decoder, GridDecoder)
 
     # --- construction and persistence ---------------------------------------------------------------------------
 
@@ -247,6 +258,8 @@ class LatentOperator(nn.Module):
     def decode(self, z: torch.Tensor, coords: torch.Tensor | None = None) -> torch.Tensor:
         """Latent → normalised fields: ``[B, C, *S]`` on the task grid, or ``[B, Q, C]`` at physical ``coords``."""
         if coords is not None:
+            if not self.decodes_anywhere:
+                raise ValueError("the grid decoder decodes on the task grid only (latent.decoder.kind: anypoint)")
             return self.decoder(z, coords / self.domain)
         out = self.decoder(z, self.grid)  # [B, prod(S), C]
         return rearrange(out, "b n c -> b c n").unflatten(2, self.spec.grid_shape)
@@ -329,7 +342,7 @@ class LatentOperator(nn.Module):
         else:
             target, pts = fields, coords / self.domain
         n = target.shape[1]
-        q = min(query_points or self.config.latent.decoder.query_points, n)
+        q = min(query_points or self.config.latent.decoder.query_points, n) if self.decodes_anywhere else n
         if q < n:
             sel = torch.randperm(n, device=target.device)[:q]
             target, pts = target[:, sel], pts[..., sel, :]

@@ -9,6 +9,11 @@ function, an optional validation of the EMA weights and a curriculum hook). Per 
    steps optimizer and scheduler, updates the EMA;
 3. every ``logging.log_every`` steps (and at the end and at the early-stop point) validates the EMA weights, applies
    the guards and logs a curves.csv row; every ``run.save_every`` steps (and at the end) saves ``checkpoints/last``.
+
+A stage with a wall-clock budget (``time_budget_s``) ends after the first step at which the stage's wall clock —
+validation and checkpointing included, summed over resumed segments — has reached the budget; that step is
+validated, logged and saved like a last step. Where the budget falls depends on the machine's speed, so a
+time-budgeted run is not bitwise reproducible.
 """
 
 from __future__ import annotations
@@ -58,6 +63,7 @@ class StagePlan:
     horizon: Callable[[int], int] | None = None  # the curriculum horizon at a step (logged)
     early_stop: bool = False  # apply the early-stop guard (operator stage)
     generator: bool = False  # pass a per-step torch.Generator to the objective
+    time_budget_s: float | None = None  # stop at the first step once the stage's wall clock reaches this
 
 
 @dataclass
@@ -83,6 +89,8 @@ class StageOutcome:
     guard: GuardState
     steps: int
     loop_state: dict[str, Any] = field(default_factory=dict)
+    wall_s: float = 0.0  # the stage's wall clock (resumed segments summed)
+    out_of_time: bool = False  # stopped by ``time_budget_s``
 
 
 def step_seed(seed: int, stage: int, step: int, rank: int) -> int:
@@ -103,13 +111,14 @@ def run_stage(plan: StagePlan, ctx: LoopContext, resume: dict[str, Any] | None =
     optimizer = build_optimizer(plan.trained.parameters(), plan.stage_cfg, batch_tokens=ctx.batch_tokens)
     scheduler = build_scheduler(optimizer, plan.stage_cfg, plan.total_steps)
     ema = EMA(plan.trained, cfg.training.ema_decay)
-    guard, start = GuardState(), 0
+    guard, start, elapsed = GuardState(), 0, 0.0
     if resume is not None:
         optimizer.load_state_dict(resume["optimizer"])
         scheduler.load_state_dict(resume["loop"]["scheduler"])
         ema.load_state_dict(resume["ema"], resume["loop"]["ema_updates"])
         guard = GuardState.from_dict(resume["loop"]["guard"])
         start = resume["loop"]["step"]
+        elapsed = resume["loop"].get("wall_s", 0.0)
     eval_module = copy.deepcopy(plan.trained).eval()
     early_stop_step = (
         max(1, math.ceil(cfg.training.early_stop_at * plan.total_steps))
@@ -126,6 +135,7 @@ def run_stage(plan: StagePlan, ctx: LoopContext, resume: dict[str, Any] | None =
             "ema_updates": ema.updates,
             "guard": guard.as_dict(),
             "data": {"step": done, "epoch": done // plan.steps_per_epoch, "batch": done % plan.steps_per_epoch},
+            "wall_s": time.perf_counter() - t_start,
         }
 
     def make_wrapped() -> nn.Module:
@@ -136,9 +146,9 @@ def run_stage(plan: StagePlan, ctx: LoopContext, resume: dict[str, Any] | None =
     if plan.on_step is not None and start > 0:
         plan.on_step(start - 1)  # re-apply curriculum state (e.g. frozen layers) before the optimizer resumes
     wrapped = make_wrapped()
-    t_start = time.perf_counter()
+    t_start = time.perf_counter() - elapsed
     progress = Progress(plan.name, plan.total_steps, start, enabled=ctx.progress and dist.is_main)
-    done = start
+    done, out_of_time = start, False
     try:
         for step in range(start, plan.total_steps):
             if plan.on_step is not None and plan.on_step(step):
@@ -170,8 +180,11 @@ def run_stage(plan: StagePlan, ctx: LoopContext, resume: dict[str, Any] | None =
             scheduler.step()
             ema.update(plan.trained)
             done = step + 1
+            if plan.time_budget_s is not None:  # every rank stops at the same step
+                in_time = time.perf_counter() - t_start < plan.time_budget_s
+                out_of_time = not all_true(in_time, dist, _flag_device(ctx))
             check_early = early_stop_step is not None and done >= early_stop_step and not guard.early_stop_checked
-            if done % log_every == 0 or done == plan.total_steps or check_early:
+            if done % log_every == 0 or done == plan.total_steps or check_early or out_of_time:
                 row: dict[str, Any] = {
                     "global_step": ctx.global_offset + done,
                     "stage": plan.name,
@@ -205,12 +218,15 @@ def run_stage(plan: StagePlan, ctx: LoopContext, resume: dict[str, Any] | None =
                     if stop:
                         guard.outcome = "early_stop"
                         break
-            if done % save_every == 0 or done == plan.total_steps:
+            if done % save_every == 0 or done == plan.total_steps or out_of_time:
                 ctx.save(loop_state(done), optimizer, ema.state_dict())
+            if out_of_time:
+                break
     finally:
         progress.close()
     weights = {k: v.detach().clone() for k, v in ema.state_dict().items()}
-    return StageOutcome(weights, metrics, guard, done, loop_state(done))
+    state = loop_state(done)
+    return StageOutcome(weights, metrics, guard, done, state, wall_s=state["wall_s"], out_of_time=out_of_time)
 
 
 def _flag_device(ctx: LoopContext) -> torch.device:

@@ -15,6 +15,7 @@ from einops import rearrange
 from torch import nn
 
 from ups.config.schema import LossWeights
+from ups.models.baseline import GridBaseline
 from ups.models.diffusion_corrector import DiffusionCorrector
 from ups.models.latent_operator import LatentOperator
 from ups.models.steady_prior import SteadyPrior
@@ -71,7 +72,7 @@ class OperatorObjective(nn.Module):
         m = self.model
         shape = m.spec.grid_shape
         n = m.grid.shape[0]
-        q = min(m.config.latent.decoder.query_points, n)
+        q = min(m.config.latent.decoder.query_points, n) if m.decodes_anywhere else n  # grid decoder: whole grid
         if q >= n:
             return None, []
         periodic = m.spec.bc == "periodic"
@@ -130,6 +131,36 @@ class OperatorObjective(nn.Module):
             parts["inverse_decode"] = m.inverse_decoding_loss(states[:, -1])
             total = total + w.inverse_decode * parts["inverse_decode"]
         parts["loss"] = total
+        return parts
+
+
+class GridObjective(nn.Module):
+    """The operator stage's loss for a grid baseline (U-Net, FNO): :class:`OperatorObjective` on the full grid.
+
+    For a window of physical frames ``u_0 … u_H`` (normalised inside), the free rollout ``u'_{t+1} = model(u'_t)``
+    from ``u'_0 = u_0`` gives ``rollout`` (nRMSE over t = 1 … H) and ``one_step`` (t = 1), ``task = (one_step +
+    rollout) / 2``, plus ``edge`` and ``conservation`` — the same definitions and weights as the latent operator's,
+    on every grid point. There is no latent state, so no inverse-encoding/decoding terms.
+    """
+
+    def __init__(self, model: GridBaseline, weights: LossWeights):
+        super().__init__()
+        self.model = model
+        self.weights = weights
+
+    def forward(self, frames: torch.Tensor, params: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        m, w = self.model, self.weights
+        u = m.normalise(frames, channel_dim=2)  # [B, H+1, C, *S]
+        roll = m.rollout_normalised(u[:, 0], u.shape[1] - 1, params).float()  # [B, H, C, *S]
+        y = u[:, 1:].float()
+        parts = {
+            "one_step": nrmse_loss(roll[:, :1], y[:, :1], m.mean, m.std),
+            "rollout": nrmse_loss(roll, y, m.mean, m.std),
+            "conservation": conservation_loss(roll, y, m.mean, m.std, m.spec),
+            "edge": edge_loss(roll, y, m.spec.bc == "periodic"),
+        }
+        parts["task"] = (parts["one_step"] + parts["rollout"]) / 2
+        parts["loss"] = w.task * parts["task"] + w.edge * parts["edge"] + w.conservation * parts["conservation"]
         return parts
 
 

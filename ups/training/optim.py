@@ -72,7 +72,7 @@ class EMA:
         self.updates += 1
         d = min(self.decay, (1 + self.updates) / (10 + self.updates))
         for k, v in model.state_dict().items():
-            if k in self._params and v.dtype.is_floating_point:
+            if k in self._params and (v.dtype.is_floating_point or v.dtype.is_complex):  # FNO spectral weights
                 self.shadow[k].mul_(d).add_(v.detach(), alpha=1 - d)
             else:
                 self.shadow[k].copy_(v)

@@ -20,6 +20,7 @@ from ups.config.schema import UPSConfig
 from ups.data.store import DatasetStore
 from ups.data.windows import WindowSampler, steady_pairs
 from ups.metrics import nrmse_per_step
+from ups.models.baseline import GridBaseline
 from ups.models.diffusion_corrector import DiffusionCorrector
 from ups.models.latent_operator import LatentOperator
 from ups.models.steady_prior import SteadyPrior
@@ -27,6 +28,7 @@ from ups.training.distributed import DistInfo
 from ups.training.loop import StagePlan
 from ups.training.objectives import (
     DistillObjective,
+    GridObjective,
     OperatorObjective,
     ResidualObjective,
     SteadyObjective,
@@ -81,14 +83,18 @@ def bottom_third(model: LatentOperator) -> list[nn.Module]:
     return [backbone.lift, *blocks[: max(1, round(len(blocks) / 3))]]
 
 
-def operator_plan(env: StageEnv, operator: LatentOperator, proxy: ValProxy) -> StagePlan:
+def operator_plan(env: StageEnv, operator: LatentOperator | GridBaseline, proxy: ValProxy) -> StagePlan:
+    """The operator stage of the latent operator or of a grid baseline (the same windows, curriculum, optimiser,
+    guards and budget; a baseline has its own objective and no bottom third to freeze)."""
     cfg, index = env.cfg, STAGES.index("operator")
     horizon = horizon_schedule(cfg, env.train.max_horizon)
     first = horizon(0)
     frozen = {"done": False}
+    grid = isinstance(operator, GridBaseline)
+    freeze = cfg.training.freeze_bottom_on_grow and not grid
 
     def on_step(step: int) -> bool:
-        if cfg.training.freeze_bottom_on_grow and not frozen["done"] and horizon(step) > first:
+        if freeze and not frozen["done"] and horizon(step) > first:
             for module in bottom_third(operator):
                 for p in module.parameters():
                     p.requires_grad_(False)
@@ -101,7 +107,7 @@ def operator_plan(env: StageEnv, operator: LatentOperator, proxy: ValProxy) -> S
     return StagePlan(
         name="operator",
         index=index,
-        objective=OperatorObjective(operator, cfg.training.loss),
+        objective=(GridObjective if grid else OperatorObjective)(operator, cfg.training.loss),
         trained=operator,
         batch=lambda step: env.window_batch(step, horizon(step), index),
         total_steps=total,
@@ -112,6 +118,7 @@ def operator_plan(env: StageEnv, operator: LatentOperator, proxy: ValProxy) -> S
         on_step=on_step,
         horizon=horizon,
         early_stop=True,
+        time_budget_s=cfg.training.time_budget_s,
     )
 
 

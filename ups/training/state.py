@@ -1,7 +1,8 @@
 """Run checkpoints: every learned module of a run saved and reloaded together (DESIGN.md, principle 3).
 
 One checkpoint directory (:mod:`ups.training.checkpoint` format: safetensors + JSON, never unpickled) holds all of a
-run's modules under a name prefix — ``operator.*``, ``corrector.*`` (the rectified-flow teacher), ``student.*`` (its
+run's modules under a name prefix — ``operator.*`` (the latent operator, or the grid baseline a ``run.model: unet |
+fno`` run trains in its place), ``corrector.*`` (the rectified-flow teacher), ``student.*`` (its
 consistency-distilled student), ``steady_prior.*``:
 
 - ``model.<name>.*``: raw weights (``checkpoints/last``) or the evaluation weights (``checkpoints/final``);
@@ -23,8 +24,8 @@ import torch
 from torch import nn
 
 from ups.errors import UserInputError
+from ups.models.base import MODELS, Surrogate
 from ups.models.diffusion_corrector import DiffusionCorrector
-from ups.models.latent_operator import LatentOperator
 from ups.models.steady_prior import SteadyPrior
 from ups.training.checkpoint import Checkpoint, capture_rng, load_checkpoint, save_checkpoint
 from ups.training.rundir import STAGES, RunDir
@@ -59,8 +60,8 @@ def module_meta(module: nn.Module) -> dict[str, Any]:
 
 def rebuild(meta: dict[str, Any], tensors: dict[str, torch.Tensor]) -> nn.Module:
     """Rebuild one module from its metadata and weights (strict); unknown kinds are a UserInputError."""
-    if meta.get("model") == "latent_operator":
-        return LatentOperator.from_checkpoint(tensors, meta)
+    if "model" in meta:  # a surrogate: the latent operator or a grid baseline, by its MODELS name
+        return MODELS.get(meta["model"]).from_checkpoint(tensors, meta)
     kinds = {"diffusion_corrector": DiffusionCorrector, "steady_prior": SteadyPrior}
     cls = kinds.get(meta.get("kind"))
     if cls is None:
@@ -123,9 +124,10 @@ def load_eval_modules(path: str | Path) -> dict[str, nn.Module]:
     return {name: rebuild(meta, ema.get(name, raw[name])).eval() for name, meta in ckpt.meta["modules"].items()}
 
 
-def load_trained(path: str | Path) -> tuple[LatentOperator, DiffusionCorrector | None]:
+def load_trained(path: str | Path) -> tuple[Surrogate, DiffusionCorrector | None]:
     """The trained latent operator and its corrector (the distilled student when there is one, else the teacher, else
-    None), rebuilt together from one checkpoint with their evaluation (EMA) weights.
+    None), rebuilt together from one checkpoint with their evaluation (EMA) weights. A grid-baseline run (``run.model:
+    unet | fno``) gives its baseline and None.
 
     Args:
         path: a run directory (its ``checkpoints/final``, else ``checkpoints/last``) or a checkpoint directory.
@@ -135,7 +137,9 @@ def load_trained(path: str | Path) -> tuple[LatentOperator, DiffusionCorrector |
     """
     modules = load_eval_modules(path)
     if "operator" not in modules:
-        raise UserInputError(f"checkpoint {path}: no latent operator in it (steady task? use load_steady_prior)")
+        raise UserInputError(
+            f"checkpoint {path}: no latent operator or grid baseline in it (steady task? use load_steady_prior)"
+        )
     return modules["operator"], modules.get("student", modules.get("corrector"))
 
 

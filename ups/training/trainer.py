@@ -4,6 +4,9 @@ Stage order: ``operator`` → ``diff_residual`` → ``consistency_distill`` (tra
 when ``diffusion.enabled``) and ``steady_prior`` (steady tasks). ``stage="all"`` runs the applicable stages whose
 ``epochs`` are > 0; a single stage loads the stages before it from the run's checkpoint. Each stage trains with
 :func:`ups.training.loop.run_stage`; the corrector stages work on the operator's evaluation (EMA) weights.
+
+The operator stage trains ``run.model``: the latent operator, or a grid baseline (``unet``, ``fno``), which runs the
+operator stage alone (the corrector works on the latent operator's latent state).
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from ups.data.generate import cached_dataset
 from ups.data.store import DatasetStore
 from ups.data.windows import TRANSLATION_INVARIANT, WindowSampler
 from ups.errors import UserInputError
+from ups.models.base import MODELS
+from ups.models.baseline import GridBaseline
 from ups.models.latent_operator import LatentOperator
 from ups.provenance import PACKAGE_DIR, code_hash, environment, git_info
 from ups.training import stages as st
@@ -62,11 +67,30 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def _trainable(cls: object) -> bool:
+    return cls is LatentOperator or (isinstance(cls, type) and issubclass(cls, GridBaseline))
+
+
+def operator_class(cfg: UPSConfig) -> type[LatentOperator | GridBaseline]:
+    """The model class ``run.model`` names, when the trainer can train it (else a UserInputError)."""
+    cls = MODELS.get(cfg.run.model)
+    if not _trainable(cls):
+        trainable = ", ".join(n for n in MODELS if _trainable(MODELS.get(n)))
+        raise UserInputError(f"run.model {cfg.run.model!r} has nothing to train (trainable: {trainable})")
+    return cls
+
+
 def applicable_stages(cfg: UPSConfig, steady: bool) -> list[str]:
+    baseline = issubclass(operator_class(cfg), GridBaseline)
     if steady:
+        if baseline:
+            raise UserInputError(
+                f"run.model {cfg.run.model}: a next-frame baseline; steady task {cfg.data.task} "
+                "trains the steady prior (run.model: latent_operator)"
+            )
         return ["steady_prior"]
     names = ["operator"]
-    if cfg.diffusion.enabled:
+    if cfg.diffusion.enabled and not baseline:
         names += ["diff_residual", "consistency_distill"]
     return names
 
@@ -267,7 +291,7 @@ class _Trainer:
         if name == "operator":
             if not resuming:
                 spec, stats = self.store.spec, self.store.stats()
-                state.modules["operator"] = LatentOperator.build(self.cfg, spec, stats).to(self.dev)
+                state.modules["operator"] = operator_class(self.cfg).build(self.cfg, spec, stats).to(self.dev)
             return st.operator_plan(env, state.modules["operator"], self.proxy)
         if name == "steady_prior":
             if not resuming:
@@ -309,6 +333,13 @@ class _Trainer:
         outcome: StageOutcome = run_stage(plan, ctx, state.resume)
         state.eval_weights[STAGE_MODULE[name]] = outcome.eval_weights
         state.records[name] = {**outcome.metrics, "steps": outcome.steps, "outcome": outcome.guard.outcome}
+        if plan.time_budget_s is not None:
+            state.records[name]["time_budget"] = {
+                "budget_s": plan.time_budget_s,
+                "wall_s": outcome.wall_s,
+                "planned_steps": plan.total_steps,
+                "stopped": outcome.out_of_time,
+            }
         if outcome.guard.reason:
             state.records[name]["guard"] = outcome.guard.reason
         if outcome.guard.outcome == "early_stop":
