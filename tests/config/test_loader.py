@@ -377,3 +377,13 @@ def test_cli_show_prints_the_resolved_config(capsys, tmp_path):
 def test_cli_bad_input_raises_user_input_error(tmp_path):
     with pytest.raises(UserInputError, match="training.bogus: unknown key"):
         run_cli(["config", "validate", str(write(tmp_path / "x.yaml", "training: {bogus: 1}\n"))])
+
+
+def test_a_config_in_a_configs_subfolder_may_include_a_sibling_folder(tmp_path):
+    write(tmp_path / "configs" / "presets" / "p.yaml", "run: {seed: 3}\n")
+    top = write(tmp_path / "configs" / "small" / "x.yaml", "include: ../presets/p.yaml\n")
+    assert load_config(top).run.seed == 3
+    escape = write(tmp_path / "configs" / "small" / "y.yaml", "include: ../../outside.yaml\n")
+    write(tmp_path / "outside.yaml", "run: {seed: 1}\n")
+    with pytest.raises(UserInputError, match="outside the config root"):
+        load_config(escape)

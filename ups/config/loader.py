@@ -64,6 +64,12 @@ def load_yaml(path: str | Path) -> dict:
     return data
 
 
+def default_root(path: str | Path) -> Path:
+    """The include root of a top-level config: its nearest ``configs`` ancestor folder, else its own folder."""
+    here = Path(path).resolve().parent
+    return next((d for d in (here, *here.parents) if d.name == "configs"), here)
+
+
 def resolve_includes(path: str | Path, root: str | Path | None = None) -> dict:
     """Load ``path`` with its ``include:`` files merged underneath it.
 
@@ -72,13 +78,14 @@ def resolve_includes(path: str | Path, root: str | Path | None = None) -> dict:
 
     Args:
         path: the top-level config file.
-        root: directory every include must stay inside; default: the top-level file's directory.
+        root: directory every include must stay inside; default: the nearest ancestor folder named ``configs``
+            (so ``configs/small/x.yaml`` may include ``../presets/tiny.yaml``), else the top-level file's directory.
 
     Raises:
         UserInputError: an include cycle (named), an include outside ``root``, a missing include, bad YAML.
     """
     path = Path(path)
-    root_dir = Path(root).resolve() if root is not None else path.resolve().parent
+    root_dir = Path(root).resolve() if root is not None else default_root(path)
     return _resolve(path, root_dir, stack=())
 
 
@@ -207,7 +214,7 @@ def load_config(path: str | Path, *, root: str | Path | None = None, env: bool =
 
     Args:
         path: the YAML file (UPS keys or the playbook's reference-template vocabulary).
-        root: directory includes must stay inside; default: the file's directory.
+        root: directory includes must stay inside; default: see :func:`resolve_includes`.
         env: apply ``UPS_<SECTION>__<KEY>`` environment overrides.
 
     Raises:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,6 +28,10 @@ class Controller:
         workerinput = getattr(config, "workerinput", None)
         self.is_worker = workerinput is not None
         self.worker_id = workerinput["workerid"] if workerinput else "main"
+        if workerinput:  # one share of the cores per xdist worker: more threads than cores slow small tensor ops
+            import torch
+
+            torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(workerinput.get("workercount", 1))))
         self.stamp = (
             workerinput["ups_stamp"] if workerinput else datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
         )
@@ -102,6 +107,13 @@ class Controller:
                 continue
             meta = tables["run_meta"][0]
             data_hashes = {r["task"]: r["content_sha256"] for r in tables.get("datasets", [])}
+            failsafes = [
+                f"fail-safe {f['action']} on {f['task']} {f['metric']} ({f['split']}): {f['before']:.4g} -> "
+                f"{f['after']:.4g}, gate would {f['outcome_with_remedy']}"
+                if f["before"] is not None and f["after"] is not None
+                else f"fail-safe {f['action']} on {f['task']} {f['metric']}: {f['outcome_with_remedy']}"
+                for f in tables.get("failsafes", [])
+            ]
             info = RunInfo(shard_dir.name, meta["suite"], meta["label"], meta["config_hash"], started=self.started)
             info.created_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
             refs = [r["machine_ref_s"] for r in tables.get("eval_meta", [])]
@@ -110,14 +122,14 @@ class Controller:
                 data_hash=canonical_hash(data_hashes),
                 machine_ref_s=sorted(refs)[len(refs) // 2] if refs else None,
                 root=self.root,
-                notes="",
+                notes="\n".join(failsafes),
             )
             metric_rows = dedupe_metric_rows(tables["metrics"])
             gate_rows = tables["gate_results"]
             run_row["env"]["candidate"] = meta["candidate"]
             run_row["env"]["checkpoints"] = {r["task"]: r["path"] for r in tables.get("checkpoints", [])}
             store.ingest(run_row, metric_rows, gate_rows)
-            notes = []
+            notes = list(failsafes)
             if meta.get("role") == "baseline":
                 continue
             self._ingest_champions(store, meta)

@@ -120,11 +120,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     import torch
 
     for item in items:
-        case = getattr(item, "callspec", None) and next(
-            (v for v in item.callspec.params.values() if isinstance(v, GateCase | BaselineCase)), None
-        )
-        if case is not None:  # with --dist loadgroup, one worker trains and scores each task
-            item.add_marker(pytest.mark.xdist_group(f"{case.suite}-{case.task}"))
         if item.get_closest_marker("full_eval") and "full_eval" not in markexpr:
             item.add_marker(pytest.mark.skip(reason="full_eval runs only when selected: pytest -m full_eval"))
         if item.get_closest_marker("gpu") and not torch.cuda.is_available():
