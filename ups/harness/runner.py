@@ -220,6 +220,21 @@ class SuiteRunner:
 
     # --- evaluation (cached) --------------------------------------------------------------------------------------
 
+    def _score(self, model: Surrogate, task: str, seed: int, split: str) -> EvalResult:
+        """The suite's evaluation of ``model`` on one split: its steps, horizons, timing repeats and ensemble."""
+        entry = self.task_entry(task)
+        return evaluate_split(
+            model,
+            self.dataset(task),
+            split,
+            steps=entry.steps,
+            horizons=tuple(entry.horizons),
+            seed=seed,
+            timing_repeats=self.suite.timing_repeats,
+            device=self.device,
+            ensemble_size=self.suite.ensemble_size,
+        )
+
     def _evaluate_cached(self, name: str, task: str, seed: int, split: str) -> EvalResult:
         entry = self.task_entry(task)
         store = self.dataset(task)
@@ -245,18 +260,7 @@ class SuiteRunner:
                 return EvalResult.from_dict(json.loads(path.read_text()))
             if split not in store.splits:
                 raise UserInputError(f"dataset {store.path}: no split {split!r} (has {', '.join(store.splits)})")
-            model = self.build(name, task, seed)
-            result = evaluate_split(
-                model,
-                store,
-                split,
-                steps=entry.steps,
-                horizons=tuple(entry.horizons),
-                seed=seed,
-                timing_repeats=self.suite.timing_repeats,
-                device=self.device,
-                ensemble_size=self.suite.ensemble_size,
-            )
+            result = self._score(self.build(name, task, seed), task, seed, split)
             tmp = path.with_suffix(f".tmp{os.getpid()}")
             tmp.write_text(json.dumps(result.as_dict()))
             os.replace(tmp, path)
@@ -328,8 +332,6 @@ class SuiteRunner:
 
         from ups.harness.failsafes import remedy_for
 
-        entry = self.task_entry(task)
-        store = self.dataset(task)
         per_seed: dict[int, float | None] = {}
         action = None
         for seed in self.seeds:
@@ -337,17 +339,7 @@ class SuiteRunner:
             if found is None:
                 return failed
             action, model = found
-            result = evaluate_split(
-                model,
-                store,
-                gate.split,
-                steps=entry.steps,
-                horizons=tuple(entry.horizons),
-                seed=seed,
-                timing_repeats=self.suite.timing_repeats,
-                device=self.device,
-                ensemble_size=self.suite.ensemble_size,
-            )
+            result = self._score(model, task, seed, gate.split)
             key = gate.compared_metric
             per_seed[seed] = next((v.value for v in result.values if metric_key(v.metric, v.horizon) == key), None)
         retry = evaluate_gate(gate, SeedStat.from_seeds(per_seed), champ)

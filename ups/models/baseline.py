@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from contextlib import AbstractContextManager, nullcontext
 from typing import Any, ClassVar
 
 import torch
@@ -24,12 +23,13 @@ from torch import nn
 from ups.config.schema import UPSConfig
 from ups.data.spec import TaskSpec
 from ups.errors import UserInputError
+from ups.models.scaling import FieldScaling
 
 CHECKPOINT_FORMAT = "ups.baseline/1"
 PARAM_FLOOR = 1e-12  # |p| floor inside the log (a zero parameter gives ln 1e-12 and sign 0)
 
 
-class GridBaseline(nn.Module, ABC):
+class GridBaseline(FieldScaling, nn.Module, ABC):
     """A next-frame network on the task grid, wrapped as a :class:`~ups.models.base.Surrogate`.
 
     Args:
@@ -105,27 +105,6 @@ class GridBaseline(nn.Module, ABC):
     def num_parameters(self) -> int:
         """Real-valued parameters: a complex weight (the FNO's spectral weights) counts twice."""
         return sum(p.numel() * (2 if p.is_complex() else 1) for p in self.parameters())
-
-    # --- normalisation, precision -----------------------------------------------------------------------------------
-
-    def normalise(self, u: torch.Tensor, channel_dim: int = 1) -> torch.Tensor:
-        """Physical → model space along ``channel_dim`` (1 for ``[B, C, *S]``, 2 for ``[B, T, C, *S]``)."""
-        shape = [1] * u.ndim
-        shape[channel_dim] = -1
-        return (u - self.mean.view(shape)) / self.std.view(shape)
-
-    def denormalise(self, u: torch.Tensor, channel_dim: int = 1) -> torch.Tensor:
-        """Model → physical space (inverse of :meth:`normalise`)."""
-        shape = [1] * u.ndim
-        shape[channel_dim] = -1
-        return u * self.std.view(shape) + self.mean.view(shape)
-
-    def autocast(self) -> AbstractContextManager:
-        """bf16 (or fp16) autocast on CUDA when ``training.amp`` and ``run.mixed_precision`` ask, else a no-op."""
-        precision = self.config.run.mixed_precision
-        if self.mean.device.type != "cuda" or not self.config.training.amp or precision == "fp32":
-            return nullcontext()
-        return torch.autocast("cuda", dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
 
     # --- the model --------------------------------------------------------------------------------------------------
 

@@ -18,7 +18,6 @@ One model step is ``training.time_stride`` stored frames of Δt = ``training.dt`
 from __future__ import annotations
 
 from collections.abc import Mapping
-from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import torch
@@ -38,6 +37,7 @@ from ups.io.enc_grid import GridEncoder
 from ups.io.enc_upt import UPTEncoder
 from ups.io.geometry import grid_coords, token_anchors, token_grid_shape, token_order
 from ups.models.base import MODELS
+from ups.models.scaling import FieldScaling
 
 CHECKPOINT_FORMAT = "ups.latent_operator/1"
 
@@ -68,7 +68,7 @@ def _condition_inputs(cfg: UPSConfig, spec: TaskSpec) -> tuple[bool, tuple[int, 
 
 
 @MODELS.register("latent_operator")
-class LatentOperator(nn.Module):
+class LatentOperator(FieldScaling, nn.Module):
     """Encoder, conditioner, PDE-Transformer backbone and any-point decoder, trained and saved together.
 
     Args:
@@ -216,27 +216,6 @@ class LatentOperator(nn.Module):
         parts = {"encoder": self.encoder, "conditioner": self.conditioner, "backbone": self.backbone}
         parts["decoder"] = self.decoder
         return {k: sum(p.numel() for p in m.parameters()) if m is not None else 0 for k, m in parts.items()}
-
-    # --- normalisation, precision -----------------------------------------------------------------------------------
-
-    def normalise(self, u: torch.Tensor, channel_dim: int = 1) -> torch.Tensor:
-        """Physical → model space along ``channel_dim`` (1 for ``[B, C, *S]``, -1 for point values ``[B, N, C]``)."""
-        shape = [1] * u.ndim
-        shape[channel_dim] = -1
-        return (u - self.mean.view(shape)) / self.std.view(shape)
-
-    def denormalise(self, u: torch.Tensor, channel_dim: int = 1) -> torch.Tensor:
-        """Model → physical space (inverse of :meth:`normalise`)."""
-        shape = [1] * u.ndim
-        shape[channel_dim] = -1
-        return u * self.std.view(shape) + self.mean.view(shape)
-
-    def autocast(self) -> AbstractContextManager:
-        """bf16 (or fp16) autocast on CUDA when ``training.amp`` and ``run.mixed_precision`` ask, else a no-op."""
-        precision = self.config.run.mixed_precision
-        if self.grid.device.type != "cuda" or not self.config.training.amp or precision == "fp32":
-            return nullcontext()
-        return torch.autocast("cuda", dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
 
     # --- the operator -----------------------------------------------------------------------------------------------
 
