@@ -14,10 +14,8 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from typing import Any, ClassVar
 
 import torch
-from pydantic import ValidationError
 from torch import nn
 
 from ups.config.schema import UPSConfig
@@ -38,7 +36,7 @@ class GridBaseline(FieldScaling, nn.Module, ABC):
         stats: train-split statistics ``{field: (mean, std)}``; a zero std is replaced by 1 (constant field).
     """
 
-    name: ClassVar[str]  # the MODELS name, stored in checkpoints
+    checkpoint_format = CHECKPOINT_FORMAT
     n_input = 1
 
     def __init__(self, config: UPSConfig, spec: TaskSpec, stats: Mapping[str, tuple[float, float]]):
@@ -70,37 +68,6 @@ class GridBaseline(FieldScaling, nn.Module, ABC):
         if missing:
             raise UserInputError(f"task {spec.task}: no normalisation statistics for field {missing[0]!r}")
         return cls(cfg, spec, stats)
-
-    def to_checkpoint(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-        """Every learned tensor (CPU, contiguous, unshared: safetensors-ready) and JSON-safe metadata to rebuild."""
-        tensors = {k: v.detach().cpu().contiguous().clone() for k, v in self.state_dict().items()}
-        meta = {
-            "format": CHECKPOINT_FORMAT,
-            "model": self.name,
-            "config": self.config.model_dump(mode="json"),
-            "spec": self.spec.to_attrs(),
-            "stats": {f: list(ms) for f, ms in self.stats.items()},
-        }
-        return tensors, meta
-
-    @classmethod
-    def from_checkpoint(cls, tensors: Mapping[str, torch.Tensor], meta: Mapping[str, Any]) -> GridBaseline:
-        """Rebuild the exact model from :meth:`to_checkpoint` output (no unpickling); bad input is a UserInputError."""
-        if meta.get("format") != CHECKPOINT_FORMAT or meta.get("model") != cls.name:
-            found = f"{meta.get('format')!r} ({meta.get('model')!r})"
-            raise UserInputError(f"checkpoint: format {found}, expected {CHECKPOINT_FORMAT!r} ({cls.name!r})")
-        try:
-            cfg = UPSConfig.model_validate(meta["config"])
-            spec = TaskSpec.from_attrs(meta["spec"])
-            stats = {f: (float(m), float(s)) for f, (m, s) in meta["stats"].items()}
-        except (KeyError, TypeError, ValueError, ValidationError) as err:
-            raise UserInputError(f"checkpoint: unreadable metadata ({' '.join(str(err).split())[:200]})") from None
-        model = cls.build(cfg, spec, stats)
-        try:
-            model.load_state_dict(dict(tensors), strict=True)
-        except RuntimeError as err:
-            raise UserInputError(f"checkpoint: tensors do not match the config ({str(err).splitlines()[0]})") from None
-        return model
 
     def num_parameters(self) -> int:
         """Real-valued parameters: a complex weight (the FNO's spectral weights) counts twice."""

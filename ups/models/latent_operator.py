@@ -18,12 +18,10 @@ One model step is ``training.time_stride`` stored frames of Δt = ``training.dt`
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from einops import rearrange
-from pydantic import ValidationError
 from torch import nn
 
 from ups.config.schema import UPSConfig
@@ -79,6 +77,8 @@ class LatentOperator(FieldScaling, nn.Module):
     """
 
     n_input = 1
+    name = "latent_operator"
+    checkpoint_format = CHECKPOINT_FORMAT
 
     def __init__(self, config: UPSConfig, spec: TaskSpec, stats: Mapping[str, tuple[float, float]]):
         super().__init__()
@@ -177,36 +177,6 @@ class LatentOperator(FieldScaling, nn.Module):
         except ValueError as err:
             hint = "" if cfg.latent.encoder == "upt" else " (latent.encoder: upt takes any token count)"
             raise UserInputError(f"latent.tokens / data.patch_size: {err}{hint}") from None
-
-    def to_checkpoint(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-        """Every learned tensor (CPU, contiguous, unshared: safetensors-ready) and JSON-safe metadata to rebuild."""
-        tensors = {k: v.detach().cpu().contiguous().clone() for k, v in self.state_dict().items()}
-        meta = {
-            "format": CHECKPOINT_FORMAT,
-            "model": "latent_operator",
-            "config": self.config.model_dump(mode="json"),
-            "spec": self.spec.to_attrs(),
-            "stats": {f: list(ms) for f, ms in self.stats.items()},
-        }
-        return tensors, meta
-
-    @classmethod
-    def from_checkpoint(cls, tensors: Mapping[str, torch.Tensor], meta: Mapping[str, Any]) -> LatentOperator:
-        """Rebuild the exact model from :meth:`to_checkpoint` output (no unpickling); bad input is a UserInputError."""
-        if meta.get("format") != CHECKPOINT_FORMAT:
-            raise UserInputError(f"checkpoint: format {meta.get('format')!r}, expected {CHECKPOINT_FORMAT!r}")
-        try:
-            cfg = UPSConfig.model_validate(meta["config"])
-            spec = TaskSpec.from_attrs(meta["spec"])
-            stats = {f: (float(m), float(s)) for f, (m, s) in meta["stats"].items()}
-        except (KeyError, TypeError, ValueError, ValidationError) as err:
-            raise UserInputError(f"checkpoint: unreadable metadata ({' '.join(str(err).split())[:200]})") from None
-        model = cls.build(cfg, spec, stats)
-        try:
-            model.load_state_dict(dict(tensors), strict=True)
-        except RuntimeError as err:
-            raise UserInputError(f"checkpoint: tensors do not match the config ({str(err).splitlines()[0]})") from None
-        return model
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
