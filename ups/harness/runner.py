@@ -175,10 +175,11 @@ class SuiteRunner:
         budget = None
         if self.entry(name).budget == "candidate":
             budget = json.loads((self.trained("candidate", task, seed) / "metrics.json").read_text())["wall_clock_s"]
-        cfg = self.task_config(name, task, seed, budget)
-        key = canonical_hash(
+        base = self.task_config(name, task, seed)
+        cfg = base if budget is None else self.task_config(name, task, seed, budget)
+        key = canonical_hash(  # the budget is left out: it follows from the candidate's run, itself keyed
             {
-                "config": config_hash(cfg) if budget is None else config_hash(self.task_config(name, task, seed)),
+                "config": config_hash(base),
                 "code": code_hash(),
                 "data": store.content_sha256,
                 "seed": seed,

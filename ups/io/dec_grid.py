@@ -39,7 +39,6 @@ class GridDecoder(nn.Module):
         self.out = nn.Linear(hidden_dim, c_out * self.patch_size ** len(self.grid_shape))
         self.reorder = encoder.reorder
         self.register_buffer("inverse_order", torch.argsort(encoder.order), persistent=False)
-        self.register_buffer("anchors", encoder.anchors.clone(), persistent=False)
         self.token_shape = encoder.token_shape
 
     @property
