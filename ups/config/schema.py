@@ -81,6 +81,7 @@ class DecoderConfig(Section):
     num_heads: PosInt = 4
     frequencies: tuple[PosFloat, ...] = Field((1.0, 2.0, 4.0, 8.0), min_length=1)
     query_points: PosInt = 16384  # per frame in training (capped at the grid size); playbook 8k-32k
+    local_bias: bool = False  # add −d²/(2σ²) (query to token anchor, σ learned per head) to the attention logits
 
     @model_validator(mode="after")
     def _heads_divide(self) -> DecoderConfig:

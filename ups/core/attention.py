@@ -142,10 +142,13 @@ class CrossAttention(nn.Module):
         k, v = rearrange(self.kv(kv), "b n (two h d) -> two b h n d", two=2, h=self.num_heads)
         return self.k_norm(k), v
 
-    def attend(self, q: torch.Tensor, kv: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-        """``q [B, Q, D]`` against projected ``kv`` -> ``[B, Q, D]``."""
+    def attend(
+        self, q: torch.Tensor, kv: tuple[torch.Tensor, torch.Tensor], bias: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``q [B, Q, D]`` against projected ``kv`` -> ``[B, Q, D]``; ``bias`` is added to the attention logits
+        (broadcastable to ``[B, h, Q, N]``)."""
         qh = self.q_norm(rearrange(self.q(q), "b n (h d) -> b h n d", h=self.num_heads))
-        out = F.scaled_dot_product_attention(qh, *kv)
+        out = F.scaled_dot_product_attention(qh, *kv, attn_mask=None if bias is None else bias.to(qh.dtype))
         return self.proj(rearrange(out, "b h n d -> b n (h d)"))
 
     def forward(self, q: torch.Tensor, kv: torch.Tensor) -> torch.Tensor:

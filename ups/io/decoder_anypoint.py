@@ -17,7 +17,7 @@ from torch import nn
 
 from ups.core.attention import CrossAttention
 from ups.core.blocks import MLP
-from ups.io.geometry import fourier_features
+from ups.io.geometry import displacement, fourier_features
 
 
 class PerceiverLayer(nn.Module):
@@ -34,8 +34,10 @@ class PerceiverLayer(nn.Module):
     def project_kv(self, kv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.attn.project_kv(self.norm_kv(kv))
 
-    def forward(self, q: torch.Tensor, kv: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-        q = q + self.attn.attend(self.norm_q(q), kv)
+    def forward(
+        self, q: torch.Tensor, kv: tuple[torch.Tensor, torch.Tensor], bias: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        q = q + self.attn.attend(self.norm_q(q), kv, bias)
         return q + self.mlp(self.norm_mlp(q))
 
 
@@ -64,6 +66,7 @@ class AnyPointDecoder(nn.Module):
         num_heads: int = 4,
         frequencies: Sequence[float] = (1.0, 2.0, 4.0, 8.0),
         periodic: bool = True,
+        local_bias: bool = False,
         query_chunk: int = 8192,
     ):
         super().__init__()
@@ -77,6 +80,21 @@ class AnyPointDecoder(nn.Module):
         self.stream_embed = nn.Parameter(torch.randn(n_streams, hidden_dim) * 0.02) if n_streams > 1 else None
         self.layers = nn.ModuleList(PerceiverLayer(hidden_dim, num_heads) for _ in range(num_layers))
         self.head = nn.Sequential(nn.LayerNorm(hidden_dim), nn.Linear(hidden_dim, out_channels))
+        # locality prior: logits − d²/(2σ²) per layer and head, σ learnable, starting at 1, 2, 4, … token spacings
+        self.log_width = None
+        if local_bias:
+            spacing = anchors.shape[0] ** (-1.0 / anchors.shape[1])
+            widths = spacing * 2.0 ** torch.arange(num_heads, dtype=torch.float32)
+            self.log_width = nn.Parameter(widths.log().repeat(num_layers, 1))
+
+    def distance_bias(self, coords: torch.Tensor) -> list[torch.Tensor | None]:
+        """Per layer, the additive logits ``−d²/(2σ_h²)`` ``[h, Q, S·T]`` or ``[B, h, Q, S·T]`` (None: no prior)."""
+        if self.log_width is None:
+            return [None] * len(self.layers)
+        delta = displacement(coords.float().unsqueeze(-2) - self.anchors, self.periodic)  # [..., Q, T, d]
+        d2 = delta.pow(2).sum(-1).tile(self.n_streams).unsqueeze(-3)  # [..., 1, Q, S·T]
+        inv = (-2 * self.log_width).exp().view(len(self.layers), -1, 1, 1)  # 1/σ² [L, h, 1, 1]
+        return [-0.5 * d2 * inv[i] for i in range(len(self.layers))]
 
     def tokens(self, z: torch.Tensor) -> torch.Tensor:
         """Key/value tokens ``[B, S·T, H]``: projected latent + anchor-position embedding (+ stream embedding)."""
@@ -97,7 +115,7 @@ class AnyPointDecoder(nn.Module):
             feats = fourier_features(chunk.float(), self.frequencies, self.periodic)
             q = self.query_embed(feats.to(self.pos_proj.weight.dtype))
             q = q.expand(b, -1, -1) if q.ndim == 2 else q
-            for layer, layer_kv in zip(self.layers, kv, strict=True):
-                q = layer(q, layer_kv)
+            for layer, layer_kv, bias in zip(self.layers, kv, self.distance_bias(chunk), strict=True):
+                q = layer(q, layer_kv, bias)
             out.append(self.head(q))
         return torch.cat(out, dim=1)

@@ -152,6 +152,7 @@ class LatentOperator(FieldScaling, nn.Module):
                 num_heads=dec.num_heads,
                 frequencies=dec.frequencies,
                 periodic=periodic,
+                local_bias=dec.local_bias,
             )
 
     @property
