@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
 import torch
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
 from ups.config.loader import config_hash, load_config
 from ups.config.schema import UPSConfig
@@ -43,6 +44,21 @@ from ups.provenance import canonical_hash, code_hash
 
 class CandidateFailed(RuntimeError):
     """Training the candidate aborted (a guard fired): its gates fail with this message, the run goes on."""
+
+
+@contextmanager
+def _locked(path: str, wait: bool) -> Iterator[bool]:
+    """Hold the file lock at ``path``; with ``wait=False`` yield False (holding nothing) when another process has it."""
+    lock = FileLock(path, timeout=-1 if wait else 0)
+    try:
+        lock.acquire()
+    except Timeout:
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        lock.release()
 
 
 def metric_key(metric: str, horizon: int | None) -> str:
@@ -166,15 +182,20 @@ class SuiteRunner:
 
     # --- training (cached) ----------------------------------------------------------------------------------------
 
-    def trained(self, name: str, task: str, seed: int) -> Path:
-        """The run directory of model ``name`` trained on ``task`` with ``seed`` (trained once, then cached)."""
+    def trained(self, name: str, task: str, seed: int, *, wait: bool = True) -> Path | None:
+        """The run directory of model ``name`` trained on ``task`` with ``seed`` (trained once, then cached).
+
+        ``wait=False``: None instead of waiting when another process holds the run's lock (is training it).
+        """
         from ups.training.guards import TrainingAborted
         from ups.training.trainer import train
 
         store = self.dataset(task)
         budget = None
         if self.entry(name).budget == "candidate":
-            budget = json.loads((self.trained("candidate", task, seed) / "metrics.json").read_text())["wall_clock_s"]
+            if (candidate := self.trained("candidate", task, seed, wait=wait)) is None:
+                return None
+            budget = json.loads((candidate / "metrics.json").read_text())["wall_clock_s"]
         base = self.task_config(name, task, seed)
         cfg = base if budget is None else self.task_config(name, task, seed, budget)
         key = canonical_hash(  # the budget is left out: it follows from the candidate's run, itself keyed
@@ -188,7 +209,9 @@ class SuiteRunner:
         )
         run_dir = self.cache_dir / "runs" / f"{name}-{task}-s{seed}-{key[:16]}"
         run_dir.parent.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(run_dir) + ".lock"):
+        with _locked(str(run_dir) + ".lock", wait) as held:
+            if not held:
+                return None
             done = run_dir / "metrics.json"
             if done.is_file():
                 aborted = json.loads(done.read_text()).get("aborted")
@@ -236,10 +259,15 @@ class SuiteRunner:
             ensemble_size=self.suite.ensemble_size,
         )
 
-    def _evaluate_cached(self, name: str, task: str, seed: int, split: str) -> EvalResult:
+    def _evaluate_cached(self, name: str, task: str, seed: int, split: str, *, wait: bool = True) -> EvalResult | None:
+        """The cached (or computed and cached) result; ``wait=False``: None when another process holds a lock."""
         entry = self.task_entry(task)
         store = self.dataset(task)
-        trained_key = self.trained(name, task, seed).name if self.entry(name).config else None
+        trained_key = None
+        if self.entry(name).config:
+            if (run_dir := self.trained(name, task, seed, wait=wait)) is None:
+                return None
+            trained_key = run_dir.name
         key = canonical_hash(
             {
                 "model": self.identity(name),
@@ -256,7 +284,9 @@ class SuiteRunner:
         )
         path = self.cache_dir / "evals" / f"{name}-{task}-{split}-s{seed}-{key[:16]}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(path) + ".lock"):
+        with _locked(str(path) + ".lock", wait) as held:
+            if not held:
+                return None
             if path.is_file():
                 return EvalResult.from_dict(json.loads(path.read_text()))
             if split not in store.splits:
@@ -278,12 +308,13 @@ class SuiteRunner:
         if (name, task) not in self._evaluations:
             seeds = self.seeds if name == "candidate" else self.baseline_seeds
             run_id, record = (self.run_id, self.record) if name == "candidate" else self.sinks[name]
+            items = [(seed, split) for seed in seeds for split in self.task_entry(task).splits]
             try:
-                results = tuple(
-                    self._evaluate_cached(name, task, seed, split)
-                    for seed in seeds
-                    for split in self.task_entry(task).splits
-                )
+                # first take what no other worker is busy with, so xdist workers that reach the same task share its
+                # seeds instead of queueing on one lock; then collect everything (waiting for the others' work)
+                for seed, split in items:
+                    self._evaluate_cached(name, task, seed, split, wait=False)
+                results = tuple(self._evaluate_cached(name, task, seed, split) for seed, split in items)
             except CandidateFailed as err:
                 self._failed[name, task] = str(err)
                 raise

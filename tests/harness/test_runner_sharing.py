@@ -1,0 +1,71 @@
+"""xdist workers that reach the same task share its seeds: a seed another process is training is skipped for the
+free ones first, then collected once that process is done (not trained twice, not waited for in line)."""
+
+import json
+import threading
+
+from filelock import FileLock
+
+import ups.training.trainer as trainer
+from ups.eval.evaluate import EvalResult
+from ups.harness.runner import SuiteRunner
+from ups.harness.suite import SuiteConfig
+
+CONFIG = "data: {task: burgers1d, size: small}\nlatent: {dim: 16, tokens: 16}\ndiffusion: {enabled: false}\n"
+
+
+def _runner(tmp_path):
+    (tmp_path / "configs" / "cand").mkdir(parents=True, exist_ok=True)
+    (tmp_path / "configs" / "cand" / "burgers1d.yaml").write_text(CONFIG)
+    suite = SuiteConfig.model_validate(
+        {
+            "suite": "small",
+            "gates": "gates/small.yaml",
+            "champions": "champions/small",
+            "seeds": [0, 1],
+            "candidate": {"config": "configs/cand/{task}.yaml"},
+            "tasks": {"burgers1d": {"splits": ["test"], "steps": 4, "horizons": [1, 4]}},
+        }
+    )
+    return SuiteRunner(suite, root=tmp_path, cache_dir=tmp_path / "cache")
+
+
+def _finish(run_dir):
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "metrics.json").write_text(json.dumps({"wall_clock_s": 1.0}))
+
+
+def test_a_seed_in_another_workers_hands_is_skipped_first_and_collected_after(tmp_path, monkeypatch):
+    trained, seed1_done = [], threading.Event()
+
+    def fake_train(cfg, *, run_dir, **kwargs):
+        trained.append(cfg.run.seed)
+        _finish(run_dir)
+        if cfg.run.seed == 1:
+            seed1_done.set()
+
+    monkeypatch.setattr(trainer, "train", fake_train)
+    runner = _runner(tmp_path)
+    run0 = runner.trained("candidate", "burgers1d", 0)  # learn seed 0's run dir, then make it "not trained yet"
+    (run0 / "metrics.json").unlink()
+    trained.clear()
+
+    held, overlapped = threading.Event(), []
+
+    def other_worker():  # another worker training seed 0
+        with FileLock(str(run0) + ".lock"):
+            held.set()
+            overlapped.append(seed1_done.wait(timeout=10))  # seed 1 trained there while seed 0 was busy here
+            _finish(run0)
+
+    thread = threading.Thread(target=other_worker)
+    thread.start()
+    held.wait(timeout=10)
+    assert runner.trained("candidate", "burgers1d", 0, wait=False) is None
+    monkeypatch.setattr(runner, "build", lambda name, task, seed: None)
+    monkeypatch.setattr(runner, "_score", lambda model, task, seed, split: EvalResult(task, split, seed, (), 1.0))
+    evaluation = runner.evaluation("burgers1d")
+    thread.join()
+    assert overlapped == [True]
+    assert trained == [1]  # seed 0 came from the other worker's run dir
+    assert sorted(r.seed for r in evaluation.results) == [0, 1]
