@@ -8,26 +8,6 @@ from filelock import FileLock
 
 import ups.training.trainer as trainer
 from ups.eval.evaluate import EvalResult
-from ups.harness.runner import SuiteRunner
-from ups.harness.suite import SuiteConfig
-
-CONFIG = "data: {task: burgers1d, size: small}\nlatent: {dim: 16, tokens: 16}\ndiffusion: {enabled: false}\n"
-
-
-def _runner(tmp_path):
-    (tmp_path / "configs" / "cand").mkdir(parents=True, exist_ok=True)
-    (tmp_path / "configs" / "cand" / "burgers1d.yaml").write_text(CONFIG)
-    suite = SuiteConfig.model_validate(
-        {
-            "suite": "small",
-            "gates": "gates/small.yaml",
-            "champions": "champions/small",
-            "seeds": [0, 1],
-            "candidate": {"config": "configs/cand/{task}.yaml"},
-            "tasks": {"burgers1d": {"splits": ["test"], "steps": 4, "horizons": [1, 4]}},
-        }
-    )
-    return SuiteRunner(suite, root=tmp_path, cache_dir=tmp_path / "cache")
 
 
 def _finish(run_dir):
@@ -35,7 +15,7 @@ def _finish(run_dir):
     (run_dir / "metrics.json").write_text(json.dumps({"wall_clock_s": 1.0}))
 
 
-def test_a_seed_in_another_workers_hands_is_skipped_first_and_collected_after(tmp_path, monkeypatch):
+def test_a_seed_in_another_workers_hands_is_skipped_first_and_collected_after(tiny_runner, monkeypatch):
     trained, seed1_done = [], threading.Event()
 
     def fake_train(cfg, *, run_dir, **kwargs):
@@ -45,7 +25,7 @@ def test_a_seed_in_another_workers_hands_is_skipped_first_and_collected_after(tm
             seed1_done.set()
 
     monkeypatch.setattr(trainer, "train", fake_train)
-    runner = _runner(tmp_path)
+    runner = tiny_runner()
     run0 = runner.trained("candidate", "burgers1d", 0)  # learn seed 0's run dir, then make it "not trained yet"
     (run0 / "metrics.json").unlink()
     trained.clear()
