@@ -1,5 +1,6 @@
 """xdist workers that reach the same task share its seeds: a seed another process is training is skipped for the
-free ones first, then collected once that process is done (not trained twice, not waited for in line)."""
+free ones first (then the task's baselines), and collected once that process is done (not trained twice, not waited
+for in line)."""
 
 import json
 import threading
@@ -16,16 +17,17 @@ def _finish(run_dir):
 
 
 def test_a_seed_in_another_workers_hands_is_skipped_first_and_collected_after(tiny_runner, monkeypatch):
-    trained, seed1_done = [], threading.Event()
+    trained, seed1_done, released = [], threading.Event(), threading.Event()
 
     def fake_train(cfg, *, run_dir, **kwargs):
-        trained.append(cfg.run.seed)
+        trained.append(run_dir.name.split("-burgers1d-")[0] + f"-s{cfg.run.seed}")
         _finish(run_dir)
-        if cfg.run.seed == 1:
+        if "candidate" in run_dir.name and cfg.run.seed == 1:
             seed1_done.set()
+            released.wait(timeout=10)  # the other worker is done with seed 0 before this one goes on
 
     monkeypatch.setattr(trainer, "train", fake_train)
-    runner = tiny_runner()
+    runner = tiny_runner(baselines={"twin": {"config": "configs/cand/{task}.yaml", "budget": "candidate"}})
     run0 = runner.trained("candidate", "burgers1d", 0)  # learn seed 0's run dir, then make it "not trained yet"
     (run0 / "metrics.json").unlink()
     trained.clear()
@@ -35,8 +37,9 @@ def test_a_seed_in_another_workers_hands_is_skipped_first_and_collected_after(ti
     def other_worker():  # another worker training seed 0
         with FileLock(str(run0) + ".lock"):
             held.set()
-            overlapped.append(seed1_done.wait(timeout=10))  # seed 1 trained there while seed 0 was busy here
+            overlapped.append(seed1_done.wait(timeout=10))  # the runner trains seed 1 while seed 0 is held here
             _finish(run0)
+        released.set()
 
     thread = threading.Thread(target=other_worker)
     thread.start()
@@ -47,5 +50,6 @@ def test_a_seed_in_another_workers_hands_is_skipped_first_and_collected_after(ti
     evaluation = runner.evaluation("burgers1d")
     thread.join()
     assert overlapped == [True]
-    assert trained == [1]  # seed 0 came from the other worker's run dir
+    # seed 0 came from the other worker's run dir; the baseline was trained while waiting, before its own test
+    assert trained == ["candidate-s1", "twin-s0"]
     assert sorted(r.seed for r in evaluation.results) == [0, 1]

@@ -314,6 +314,8 @@ class SuiteRunner:
                 # seeds instead of queueing on one lock; then collect everything (waiting for the others' work)
                 for seed, split in items:
                     self._evaluate_cached(name, task, seed, split, wait=False)
+                if name == "candidate":
+                    self._prefetch_baselines(task)
                 results = tuple(self._evaluate_cached(name, task, seed, split) for seed, split in items)
             except CandidateFailed as err:
                 self._failed[name, task] = str(err)
@@ -339,6 +341,19 @@ class SuiteRunner:
                     )
             self._evaluations[name, task] = TaskEvaluation(task, results)
         return self._evaluations[name, task]
+
+    def _prefetch_baselines(self, task: str) -> None:
+        """Train and score the trained baselines of ``task`` where no other process is at it (a worker that would
+        only wait for another's last candidate seed does this instead); their failures are left to their own tests."""
+        for name in self.baselines:
+            if self.entry(name).config is None:
+                continue
+            for seed in self.baseline_seeds:
+                for split in self.task_entry(task).splits:
+                    try:
+                        self._evaluate_cached(name, task, seed, split, wait=False)
+                    except CandidateFailed:
+                        break
 
     def baseline_meta(self, name: str) -> dict:
         return self.run_meta | {
