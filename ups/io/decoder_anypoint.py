@@ -6,6 +6,11 @@ embedding), through ``num_layers`` Perceiver layers (cross-attention + MLP, pre-
 other, so the output at a point depends on that point and the latent only: decoding a grid equals decoding its points
 as a point set, and a large query set can be split into chunks (``query_chunk``) with identical results and bounded
 memory. Keys and values are projected once per call and shared by every chunk.
+
+With ``local_bias`` every layer adds ``−d²/(2σ²)`` to the attention logits (``d`` the distance from the query to the
+token's anchor, minimum image on a periodic domain; ``σ`` learned per layer and head), so even an untrained decoder
+reads the tokens near each query. The float mask keeps SDPA off its flash kernel; the memory is ``h·Q·S·T`` floats
+per layer and chunk.
 """
 
 from __future__ import annotations
