@@ -312,11 +312,10 @@ class SuiteRunner:
             try:
                 # first take what no other worker is busy with, so xdist workers that reach the same task share its
                 # seeds instead of queueing on one lock; then collect everything (waiting for the others' work)
-                for seed, split in items:
-                    self._evaluate_cached(name, task, seed, split, wait=False)
+                done = {item: self._evaluate_cached(name, task, *item, wait=False) for item in items}
                 if name == "candidate":
                     self._prefetch_baselines(task)
-                results = tuple(self._evaluate_cached(name, task, seed, split) for seed, split in items)
+                results = tuple(done[item] or self._evaluate_cached(name, task, *item) for item in items)
             except CandidateFailed as err:
                 self._failed[name, task] = str(err)
                 raise
