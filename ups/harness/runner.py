@@ -373,36 +373,84 @@ class SuiteRunner:
 
     def failsafe(self, task: str, gate: Gate, champ: SeedStat | None, failed: GateResult) -> GateResult:
         """Re-evaluate the candidate with the playbook's remedy for a failed gate (:mod:`ups.harness.failsafes`);
-        record what it scores and say it in the gate's detail. The outcome stays the candidate's own."""
+        record what it scores and say it in the gate's detail. The outcome stays the candidate's own.
+
+        A remedy that needs new weights (``smaller_latent``) is trained like the candidate (same trainer, data and
+        seed) and cached under its own config's key, in ``<cache>/runs/candidate-failsafe-<task>-s<seed>-<key>``.
+        A remedy that cannot be built or scored (an invalid variant config, a retrain that aborts, weights that do
+        not load) is recorded as ``not built: <reason>``; it never raises, so the session goes on.
+        """
         from dataclasses import replace
 
         from ups.harness.failsafes import remedy_for
+        from ups.inference import InferenceModel, load_surrogate
+        from ups.training.trainer import train
 
-        per_seed: dict[int, float | None] = {}
-        action = None
-        for seed in self.seeds:
-            found = remedy_for(gate.metric, self.build("candidate", task, seed))
-            if found is None:
-                return failed
-            action, model = found
-            result = self._score(model, task, seed, gate.split)
-            key = gate.compared_metric
-            per_seed[seed] = next((v.value for v in result.values if metric_key(v.metric, v.horizon) == key), None)
-        retry = evaluate_gate(gate, SeedStat.from_seeds(per_seed), champ)
+        store = self.dataset(task)
+
+        def retrain(cfg: UPSConfig) -> InferenceModel:
+            seed = cfg.run.seed
+            key = canonical_hash(
+                {
+                    "config": config_hash(cfg),
+                    "code": code_hash(),
+                    "data": store.content_sha256,
+                    "seed": seed,
+                    "device": self.device.type,
+                }
+            )
+            run_dir = self.cache_dir / "runs" / f"candidate-failsafe-{task}-s{seed}-{key[:16]}"
+            run_dir.parent.mkdir(parents=True, exist_ok=True)
+            with _locked(str(run_dir) + ".lock", wait=True):
+                if not (done := run_dir / "metrics.json").is_file():
+                    train(cfg, run_dir=run_dir, device=self.device, data_path=store.path, progress=False)
+                elif aborted := json.loads(done.read_text()).get("aborted"):
+                    raise RuntimeError(f"training aborted: {aborted}")  # TrainingAborted's line, from the cache
+            return load_surrogate(run_dir)
+
+        remedy, results = None, []
+        try:
+            for seed in self.seeds:
+                remedy = remedy_for(gate.metric, self.build("candidate", task, seed))
+                if remedy is None:
+                    return failed
+                results.append(self._score(remedy.build(retrain), task, seed, gate.split))
+        except (UserInputError, ValueError, RuntimeError) as err:
+            reason = " ".join(str(err).split())[:300]
+            action, change = (remedy.action, remedy.change) if remedy else ("remedy", None)
+            self.record(
+                "failsafes",
+                {
+                    "task": task,
+                    "metric": gate.metric,
+                    "split": gate.split,
+                    "action": action,
+                    "change": change,
+                    "before": failed.candidate,
+                    "after": None,
+                    "outcome_with_remedy": f"not built: {reason}",
+                },
+            )
+            what = f"{action} ({change})" if change else action
+            return replace(failed, detail=f"{failed.detail}; fail-safe {what} not built: {reason}")
+        stat = TaskEvaluation(task, tuple(results)).stats.get(gate.split, {}).get(gate.compared_metric)
+        retry = evaluate_gate(gate, stat, champ)
         self.record(
             "failsafes",
             {
                 "task": task,
                 "metric": gate.metric,
                 "split": gate.split,
-                "action": action,
+                "action": remedy.action,
+                "change": remedy.change,
                 "before": failed.candidate,
                 "after": retry.candidate,
                 "outcome_with_remedy": retry.outcome,
             },
         )
         fmt = lambda x: "n/a" if x is None else f"{x:.6g}"  # noqa: E731
-        note = f"fail-safe {action}: {fmt(failed.candidate)} -> {fmt(retry.candidate)}, would {retry.outcome}"
+        before, after = fmt(failed.candidate), fmt(retry.candidate)
+        note = f"fail-safe {remedy.action} ({remedy.change}): {before} -> {after}, would {retry.outcome}"
         return replace(failed, detail=f"{failed.detail}; {note}")
 
     def check(self, task: str, gate_set: str, gate: Gate) -> GateResult:
