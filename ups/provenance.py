@@ -42,6 +42,29 @@ def code_hash() -> str:
     return h.hexdigest()
 
 
+#: The packages whose code decides a trained model's scores apart from its weights: how it is rolled out
+#: (inference), scored (metrics) and evaluated (eval), and the task facts the metrics read (data/spec.py).
+SCORING_CODE = ("inference", "metrics", "eval", "data/spec.py")
+
+
+@functools.cache
+def scoring_code_hash() -> str:
+    """sha256 over the source of :data:`SCORING_CODE` (path and bytes, in sorted order)."""
+    h = hashlib.sha256()
+    for part in SCORING_CODE:
+        target = PACKAGE_DIR / part
+        for path in sorted(target.rglob("*.py")) if target.is_dir() else [target]:
+            h.update(path.relative_to(PACKAGE_DIR).as_posix().encode())
+            h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def scoring_hash(protocol: dict) -> str:
+    """What a champion's numbers depend on apart from its weights and data: the scoring code and the suite's
+    evaluation ``protocol`` (splits, steps, horizons, ensemble size, ...). A change re-scores the champion."""
+    return canonical_hash({"code": scoring_code_hash(), "protocol": protocol})
+
+
 def canonical_hash(obj: object) -> str:
     """sha256 of the canonical JSON (sorted keys, no whitespace) of ``obj``."""
     return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()).hexdigest()

@@ -7,7 +7,8 @@ import pytest
 
 from ups.errors import UserInputError
 from ups.harness.champions import Champion, load_champion, write_champion
-from ups.harness.stats import SeedStat
+from ups.harness.sources import Source
+from ups.metrics.seeds import SeedStat
 
 
 def make(nrmse=0.5):
@@ -18,6 +19,7 @@ def make(nrmse=0.5):
         commit="abc",
         config_hash="c",
         data_hash="d",
+        scoring_hash="s",
         code_hash="e",
         date="2026-11-27",
         metrics={"test": {"nrmse": SeedStat.from_seeds({0: nrmse, 1: nrmse + 0.1})}},
@@ -42,7 +44,8 @@ def test_missing_file_means_no_champion(tmp_path):
     [
         ("{not json", "invalid JSON"),
         ("[]", "expected a JSON object"),
-        ('{"suite": "small"}', "missing key 'task'"),
+        ('{"suite": "small"}', "format_version None, this ups reads 2"),
+        ('{"format_version": 2, "suite": "small"}', "missing key 'task'"),
     ],
 )
 def test_malformed_champion_is_one_line(tmp_path, content, needle):
@@ -72,8 +75,40 @@ def test_ref_reads_base_branch_not_working_tree(tmp_path):
     git("commit", "-qm", "base champion")
     write_champion(path, make(nrmse=9.0))  # a pull request edits the champion it is judged against
     assert load_champion(path).stat("test", "nrmse").mean == pytest.approx(9.05)
-    from_base = load_champion(path, ref="main", repo=tmp_path)
+    from_base = load_champion(path, source=Source(tmp_path, "main"))
     assert from_base.stat("test", "nrmse").mean == pytest.approx(0.55)
-    assert load_champion(tmp_path / "champions" / "small" / "other.json", ref="main", repo=tmp_path) is None
+    assert load_champion(tmp_path / "champions" / "small" / "other.json", source=Source(tmp_path, "main")) is None
     with pytest.raises(UserInputError, match="champion ref"):
-        load_champion(path, ref="no-such-branch", repo=tmp_path)
+        load_champion(path, source=Source(tmp_path, "no-such-branch"))
+
+
+@pytest.mark.parametrize(
+    ("edit", "needle"),
+    [
+        (lambda d: d["metrics"]["test"]["nrmse"].update(mean=float("inf")), "mean is Infinity, not a finite number"),
+        (lambda d: d["metrics"]["test"]["nrmse"].update(mean=float("nan")), "mean is NaN, not a finite number"),
+        (lambda d: d["metrics"]["test"]["nrmse"].update(mean=True), "mean is true, not a finite number"),
+        (lambda d: d["metrics"]["test"]["nrmse"]["per_seed"].update({"0": "0.5"}), 'per_seed.0 is "0.5"'),
+        (lambda d: d["metrics"]["test"]["nrmse"].update(std=-float("inf")), "std is -Infinity"),
+        (lambda d: d["metrics"]["test"]["nrmse"].update(per_traj={"0": [0.1, None]}), "per_traj.0\\[1\\] is null"),
+        (lambda d: d.update(checkpoints={"0": {"path": "/abs/x", "sha256": "0"}}), "must stay beside the file"),
+        (lambda d: d.update(machine_ref_s="fast"), "machine_ref_s is"),
+    ],
+)
+def test_champion_values_that_are_not_finite_numbers_are_load_errors(tmp_path, edit, needle):
+    path = tmp_path / "c.json"
+    d = make().as_dict()
+    edit(d)
+    path.write_text(json.dumps(d))
+    with pytest.raises(UserInputError, match=needle) as err:
+        load_champion(path)
+    assert "\n" not in str(err.value)
+
+
+def test_nan_seed_values_are_written_as_null_and_read_back():
+    champ = make()
+    stat = SeedStat.from_seeds({0: 0.5, 1: float("nan")}, {0: [0.4, 0.6], 1: [float("nan"), 1.0]})
+    d = Champion(**{**champ.__dict__, "metrics": {"test": {"nrmse": stat}}}).as_dict()
+    entry = d["metrics"]["test"]["nrmse"]
+    assert entry["per_seed"] == {"0": 0.5, "1": None} and entry["per_traj"] == {"0": [0.4, 0.6]}
+    json.dumps(d, allow_nan=False)  # strict JSON

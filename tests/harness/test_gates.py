@@ -1,10 +1,11 @@
 """Gate rules decide pass/fail/inconclusive/not_applicable from hand-checkable numbers."""
 
+import numpy as np
 import pytest
 
 from ups.errors import UserInputError
 from ups.harness.gates import Gate, evaluate_gate, load_gate_file
-from ups.harness.stats import SeedStat
+from ups.metrics.seeds import SeedStat
 
 
 def stat(*values):
@@ -48,22 +49,60 @@ def test_higher_is_better_metric_is_mirrored():
     assert evaluate_gate(d, stat(9.5), stat(9.0)).outcome == "fail"
 
 
+def seeds(values, first=0):
+    return SeedStat.from_seeds({first + i: v for i, v in enumerate(values)})
+
+
 def test_min_sigma_uses_champion_seed_std():
     champ = stat(1.0, 1.2, 1.4)  # mean 1.2, sample std 0.2 (ddof=1)
     assert champ.std == pytest.approx(0.2)
     g = gate(rule="min_sigma", value=1.0)
-    assert evaluate_gate(g, stat(0.95, 0.95, 0.95), champ).outcome == "pass"  # 0.95 < 1.0
-    assert evaluate_gate(g, stat(1.05, 1.05, 1.05), champ).outcome != "pass"
+    # paired seeds, the candidate better by 0.3 = 1.5 sigma on every seed: every replicate says 1.5
+    result = evaluate_gate(g, stat(0.7, 0.9, 1.1), champ)
+    assert result.outcome == "pass"
+    assert (result.interval.low, result.interval.high) == pytest.approx((1.5, 1.5))
+    assert evaluate_gate(g, stat(0.9, 1.1, 1.3), champ).outcome == "fail"  # 0.5 sigma on every seed
+    # other seeds: the champion's seed spread is in the interval, 1.25 sigma on average is not shown beyond it
+    assert evaluate_gate(g, seeds([0.95, 0.95, 0.95], first=10), champ).outcome == "inconclusive"
     assert evaluate_gate(g, stat(0.5), stat(1.0)).outcome == "inconclusive"  # one champion seed: sigma unknown
 
 
-def test_failure_inside_seed_noise_is_inconclusive():
+def test_paired_seeds_see_a_consistent_shift_that_unpaired_seeds_cannot():
     g = gate(rule="max_ratio", value=1.0)
-    noisy_champ = stat(1.0, 1.2, 0.8)  # std 0.2, se 0.115
-    assert evaluate_gate(g, stat(1.05, 1.25, 0.85), noisy_champ).outcome == "inconclusive"
-    assert evaluate_gate(g, stat(2.0, 2.0, 2.0), noisy_champ).outcome == "fail"
-    tight = stat(1.0, 1.0, 1.0)
-    assert evaluate_gate(g, stat(1.05, 1.05, 1.05), tight).outcome == "fail"
+    noisy_champ = stat(1.0, 1.2, 0.8)
+    worse_by_005 = [1.05, 1.25, 0.85]
+    paired = evaluate_gate(g, stat(*worse_by_005), noisy_champ)
+    assert paired.outcome == "fail"  # every seed worse: ratio in [1.05/1.2, ...] all above 1
+    assert paired.interval.low > 1.0
+    assert evaluate_gate(g, seeds(worse_by_005, first=3), noisy_champ).outcome == "inconclusive"
+    assert evaluate_gate(g, seeds([2.0, 2.0, 2.0], first=3), noisy_champ).outcome == "fail"
+    assert evaluate_gate(g, stat(1.05, 1.05, 1.05), stat(1.0, 1.0, 1.0)).outcome == "fail"
+
+
+def test_two_seed_interval_is_the_hand_computed_one():
+    # a mean of 2 draws from {0.2, 0.4}: 0.2 (p 1/4), 0.3 (p 1/2), 0.4 (p 1/4); the 90% interval is [0.2, 0.4], so
+    # against a one-seed champion 0.25 the ratio interval is [0.8, 1.6]
+    result = evaluate_gate(gate(value=1.1), seeds([0.2, 0.4], first=5), stat(0.25))
+    assert result.interval.estimate == pytest.approx(1.2)
+    assert (result.interval.low, result.interval.high) == pytest.approx((0.8, 1.6))
+    assert result.outcome == "inconclusive"
+    assert result.p_better == pytest.approx(0.5)  # one of the two candidate runs beats the champion's
+
+
+def test_trajectories_are_paired_so_a_uniform_5_percent_regression_is_seen_exactly():
+    rng = np.random.default_rng(0)
+    champ_traj = {s: rng.lognormal(0, 1, size=16) for s in range(3)}  # trajectories of very different difficulty
+    champ = SeedStat.from_seeds({s: v.mean() for s, v in champ_traj.items()}, champ_traj)
+    cand_traj = {s: 1.05 * v for s, v in champ_traj.items()}
+    cand = SeedStat.from_seeds({s: v.mean() for s, v in cand_traj.items()}, cand_traj)
+    result = evaluate_gate(gate(value=1.02), cand, champ)
+    assert (result.interval.low, result.interval.high) == pytest.approx((1.05, 1.05))
+    assert result.outcome == "fail"
+    assert "16 trajectories" in result.detail and "paired" in result.detail
+    assert result.p_better == 0.0
+    assert evaluate_gate(gate(value=1.1), cand, champ).outcome == "pass"
+    same = evaluate_gate(gate(value=1.1), champ, champ)
+    assert same.interval.low == same.interval.high == 1.0 and same.p_better == 0.5
 
 
 def test_abs_tol_turns_a_tiny_miss_into_inconclusive():
@@ -71,6 +110,13 @@ def test_abs_tol_turns_a_tiny_miss_into_inconclusive():
     assert g.compared_metric == "wall_clock_norm"
     assert evaluate_gate(g, stat(0.04), stat(0.01)).outcome == "inconclusive"  # misses 0.015 by 0.025
     assert evaluate_gate(g, stat(0.2), stat(0.01)).outcome == "fail"
+
+
+def test_machine_normalised_times_are_reported_in_seconds_on_this_machine():
+    g = gate(metric="wall_clock_s_per_rollout", normalise="machine", value=1.5)
+    result = evaluate_gate(g, stat(4.0), stat(2.0), unit_scale=0.01)  # 0.01 s per reference workload here
+    assert (result.candidate, result.champion, result.threshold) == pytest.approx((0.04, 0.02, 0.03))
+    assert result.outcome == "fail" and "s/rollout on this machine" in result.detail
 
 
 def test_not_applicable_when_metric_is_none():

@@ -54,6 +54,14 @@ def run(project: Path, cache_dir: Path, *args: str) -> subprocess.CompletedProce
     return subprocess.run(cmd, cwd=project, capture_output=True, text=True, timeout=600)
 
 
+def set_mean(entry: dict, mean: float) -> None:
+    """Scale a champion metric entry (mean, std, seeds, trajectories) consistently to ``mean``."""
+    factor = mean / entry["mean"]
+    entry["mean"], entry["std"] = mean, entry["std"] * factor
+    entry["per_seed"] = {k: v * factor for k, v in entry["per_seed"].items()}
+    entry["per_traj"] = {k: [x * factor for x in v] for k, v in entry.get("per_traj", {}).items()}
+
+
 def table_counts(db: Path) -> dict[str, int]:
     store = ResultsStore(db)
     runs = store.runs()
@@ -111,7 +119,7 @@ def test_parallel_and_serial_runs_record_the_same_metric_rows(project, cache_dir
 def test_unreachable_champion_fails_regression_gate_in_one_line(project, cache_dir):
     path = project / "champions" / "small" / "burgers1d.json"
     champion = json.loads(path.read_text())
-    champion["metrics"]["test"]["nrmse"]["mean"] = 1e-6
+    set_mean(champion["metrics"]["test"]["nrmse"], 1e-6)
     path.write_text(json.dumps(champion))
     result = run(project, cache_dir)
     assert result.returncode == 1
@@ -120,18 +128,42 @@ def test_unreachable_champion_fails_regression_gate_in_one_line(project, cache_d
     assert "candidate=" in lines[0] and "champion=1e-06" in lines[0] and "threshold=1.1e-06" in lines[0]
 
 
+def commit_all(project: Path, message: str) -> None:
+    git = lambda *a: subprocess.run(["git", *a], cwd=project, check=True, capture_output=True)  # noqa: E731
+    if not (project / ".git").is_dir():
+        git("init", "-q", "-b", "main")
+        (project / ".gitignore").write_text("reports/\n")
+    git("add", ".")
+    git("-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", message)
+
+
 @pytest.mark.slow
 def test_champion_ref_ignores_a_champion_edited_by_the_pull_request(project, cache_dir):
-    git = lambda *a: subprocess.run(["git", *a], cwd=project, check=True, capture_output=True)  # noqa: E731
-    git("init", "-q", "-b", "main")
-    git("-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "base", "--allow-empty")
-    git("add", "champions")
-    git("-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "champion")
+    commit_all(project, "base: suite, gates, champion")
     path = project / "champions" / "small" / "burgers1d.json"
     champion = json.loads(path.read_text())
-    champion["metrics"]["test"]["nrmse"]["mean"] = 1e-6  # would fail the candidate if it were believed
+    set_mean(champion["metrics"]["test"]["nrmse"], 1e-6)  # would fail the candidate if it were believed
     path.write_text(json.dumps(champion))
     assert run(project, cache_dir, "--ups-champion-ref=main").returncode == 0
+
+
+@pytest.mark.slow
+def test_a_pull_request_cannot_loosen_its_gates_or_move_its_suite_with_a_champion_ref(project, cache_dir):
+    path = project / "champions" / "small" / "burgers1d.json"
+    champion = json.loads(path.read_text())
+    set_mean(champion["metrics"]["test"]["nrmse"], 1e-6)  # a base champion the candidate cannot reach
+    path.write_text(json.dumps(champion))
+    commit_all(project, "base")
+    gates = project / "gates" / "small.yaml"
+    gates.write_text(gates.read_text().replace("{metric: nrmse, rule: max_ratio, value: 1.10}", "{metric: nrmse, "
+                                               "rule: max_ratio, value: 100}"))  # fmt: skip
+    assert "value: 100" in gates.read_text()
+    suite = project / "configs" / "suites" / "small_eval.yaml"
+    suite.write_text(suite.read_text().replace("champions/small", "champions/small_pr"))
+    assert run(project, cache_dir).returncode == 0  # without the ref: its own suite, no champion yet, gates skip
+    judged = run(project, cache_dir, "--ups-champion-ref=main")
+    assert judged.returncode == 1, judged.stdout + judged.stderr  # the base's suite, gates and champion
+    assert "burgers1d nrmse max_ratio(1.1) fail" in judged.stdout
 
 
 @pytest.mark.parametrize(
@@ -141,6 +173,27 @@ def test_champion_ref_ignores_a_champion_edited_by_the_pull_request(project, cac
         (("configs/suites/small_eval.yaml", SUITE.replace("steps: 8", "steps: eight")), "tasks.burgers1d.steps"),
         (("configs/suites/small_eval.yaml", SUITE.replace("persistence", "persistance")), "unknown model"),
         (("champions/small/burgers1d.json", "{not json"), "invalid JSON"),
+        (
+            ("gates/small.yaml", "regression:\n  - {metric: nrmse, rule: max_ratio, value: 1.1, split: tset}\n"),
+            "unknown split 'tset'",
+        ),
+        (
+            ("gates/small.yaml", "regression:\n  - {metric: nrmse@99, rule: max_ratio, value: 1.1}\n"),
+            "no horizon 99 for nrmse",
+        ),
+        (
+            (
+                "gates/small.yaml",
+                "overrides:\n  burgers1d:\n    regression: [{metric: nrmsee, rule: max_ratio, value: 1}]\n",
+            ),
+            "unknown metric 'nrmsee'",
+        ),
+        (("gates/small.yaml", "overrides:\n  burgers1: {regression: []}\n"), "unknown task 'burgers1'"),
+        (
+            ("gates/small.yaml", "regression:\n  - {metric: nrmse, rule: max_ratio, value: .nan}\n"),
+            "regression.0.value",
+        ),
+        (("gates/small.yaml", "regression:\n  - {metric: nrmse, rule: max_ratio, value: -1.0}\n"), "must be > 0"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(project, cache_dir, edit, needle):

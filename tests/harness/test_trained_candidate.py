@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from ups.harness.session import dir_sha256
+from ups.harness.champions import dir_sha256
 from ups.store.results import ResultsStore
 
 REPO = Path(__file__).resolve().parents[2]
@@ -102,8 +102,11 @@ def test_weak_champion_is_replaced_by_a_trained_one_which_then_fails_the_weak_co
     champion = json.loads(champion_file.read_text())
     assert champion["run_id"] == run_id
     assert champion["metrics"]["test"]["nrmse"]["mean"] < weak_champion["metrics"]["test"]["nrmse"]["mean"] - 0.01
-    ckpt = champion_file.parent / champion["checkpoint"]["path"]
-    assert (ckpt / "state.json").is_file() and dir_sha256(ckpt) == champion["checkpoint"]["sha256"]
+    assert sorted(champion["checkpoints"]) == ["0", "1"]  # every seed's checkpoint, paths beside the file
+    for entry in champion["checkpoints"].values():
+        ckpt = champion_file.parent / entry["path"]
+        assert (ckpt / "state.json").is_file() and dir_sha256(ckpt) == entry["sha256"]
+    assert "checkpoints" not in champion["env"] and str(project) not in champion_file.read_text()
 
     use_config(project, 1e-6)  # the weak config again, now judged against the trained champion
     worse = run(project, cache)

@@ -201,14 +201,20 @@ def test_scoreboard_rejects_misshaped_samples():
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.task)
-def test_chunked_and_threaded_scoreboard_equals_whole_array_metrics(spec):
-    # 7 trajectories in chunks of 2 (the last one smaller): size-weighted chunk means equal the whole-array values
+def test_per_trajectory_and_threaded_scoreboard_equals_whole_array_metrics(spec):
+    # 7 trajectories scored one at a time: their mean equals the whole-array value, and each is the metric of its
+    # own trajectory alone
     pred, target = rollout(spec, steps=4, batch=7)
-    per_trajectory = 8 * int(np.prod(pred.shape[1:]))
-    chunked = compute_scoreboard(pred, target, spec, chunk_bytes=2 * per_trajectory, threads=2)
-    serial = compute_scoreboard(pred, target, spec, chunk_bytes=2 * per_trajectory, threads=1)
+    chunked = compute_scoreboard(pred, target, spec, threads=2)
+    serial = compute_scoreboard(pred, target, spec, threads=1)
     assert chunked == serial  # the thread count does not change a bit
     for row in chunked:
+        if row.per_traj is not None:
+            assert len(row.per_traj) == 7 and row.value == pytest.approx(np.mean(row.per_traj), rel=1e-14)
+            d = METRICS.get(row.metric)
+            third = pred[2:3], target[2:3]
+            alone = d.compute(*third, spec) if row.horizon is None else d.compute_at(*third, spec, row.horizon)
+            assert row.per_traj[2] == pytest.approx(alone, rel=1e-12, abs=1e-13), row.name
         d = METRICS.get(row.metric)
         alone = d.compute(pred, target, spec) if row.horizon is None else d.compute_at(pred, target, spec, row.horizon)
         if alone is None:

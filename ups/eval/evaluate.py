@@ -53,12 +53,17 @@ class EvalResult:
             "split": self.split,
             "seed": self.seed,
             "machine_ref_s": self.machine_ref_s,
-            "values": [[v.metric, v.horizon, v.value] for v in self.values],
+            "values": [
+                [v.metric, v.horizon, v.value, None if v.per_traj is None else list(v.per_traj)] for v in self.values
+            ],
         }
 
     @classmethod
     def from_dict(cls, d: dict) -> EvalResult:
-        values = tuple(MetricValue(m, h, v) for m, h, v in d["values"])
+        values = tuple(
+            MetricValue(m, h, v, tuple(rest[0]) if rest and rest[0] is not None else None)
+            for m, h, v, *rest in d["values"]
+        )
         return cls(d["task"], d["split"], d["seed"], values, d["machine_ref_s"])
 
 

@@ -1,28 +1,37 @@
 """Champion snapshots: ``champions/<suite>/<task>.json``.
 
-A snapshot records who the champion is (run id, commit, config/data/code hashes, date, environment), its per-metric
-seed statistics per split, the machine reference time of the run (for machine-normalised timing gates) and its
-checkpoint (path relative to the JSON + sha256), so a candidate can be judged against it without re-running it.
+A snapshot records who the champion is (run id, commit, config hash, date, environment), what its numbers were
+scored on (the task's ``data_hash`` and the ``scoring_hash`` of the code and protocol that score it), its per-metric
+seed statistics per split (with per-trajectory values for trajectory-mean metrics, so gates can pair trajectories),
+the machine reference time of the run (for machine-normalised timing gates) and one checkpoint per seed (a folder
+beside the JSON + its sha256), so a candidate can be judged against it without re-running it, and the champion can
+be re-scored when the data or the scoring code change (``ups.harness.runner``: like with like).
 
-A pull request is judged against its *base branch's* champion: with ``ref`` set, the snapshot is read from git
-(``git show <ref>:<path>``), never from the working tree the pull request may have edited.
+Nothing machine-local is stored: checkpoint paths are relative to the JSON.
+
+A pull request is judged against its *base branch's* champion: with a ref, the snapshot is read from git
+(:class:`ups.harness.sources.Source`), never from the working tree the pull request may have edited.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
-import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ups.errors import UserInputError
-from ups.harness.stats import SeedStat
+from ups.harness.sources import Source
+from ups.metrics.seeds import SeedStat
+from ups.provenance import canonical_hash
 
-FORMAT_VERSION = 1
-REQUIRED = ("suite", "task", "run_id", "commit", "config_hash", "data_hash", "code_hash", "date", "metrics")
+FORMAT_VERSION = 2
+REQUIRED = (
+    "suite", "task", "run_id", "commit", "config_hash", "data_hash", "scoring_hash", "code_hash", "date", "metrics",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -32,14 +41,18 @@ class Champion:
     run_id: str
     commit: str
     config_hash: str
-    data_hash: str
+    data_hash: str  # the task's dataset content hash
+    scoring_hash: str  # ``ups.provenance.scoring_hash`` of the code and protocol that scored it
     code_hash: str
     date: str
     metrics: dict[str, dict[str, SeedStat]]  # split -> metric name (e.g. "nrmse@16") -> stats
     candidate: dict = field(default_factory=dict)  # how the champion was built: model name and config
     env: dict = field(default_factory=dict)
     machine_ref_s: float | None = None
-    checkpoint: dict | None = None  # {"path": relative to the JSON, "sha256": ...}
+    checkpoints: dict[int, dict] = field(default_factory=dict)  # seed -> {"path": relative to the JSON, "sha256"}
+    # Set when judging, never stored: why these numbers were re-scored, or why the snapshot cannot be compared.
+    rescored: str | None = None
+    stale: str | None = None
 
     def stat(self, split: str, metric: str) -> SeedStat | None:
         return self.metrics.get(split, {}).get(metric)
@@ -53,14 +66,57 @@ class Champion:
             "commit": self.commit,
             "config_hash": self.config_hash,
             "data_hash": self.data_hash,
+            "scoring_hash": self.scoring_hash,
             "code_hash": self.code_hash,
             "date": self.date,
             "candidate": self.candidate,
             "env": self.env,
             "machine_ref_s": self.machine_ref_s,
-            "checkpoint": self.checkpoint,
+            "checkpoints": {str(k): v for k, v in sorted(self.checkpoints.items())},
             "metrics": {s: {m: st.as_dict() for m, st in sorted(ms.items())} for s, ms in sorted(self.metrics.items())},
         }
+
+
+def _number(x: object, where: str, what: str, *, allow_none: bool = False) -> None:
+    if x is None and allow_none:
+        return
+    if isinstance(x, bool) or not isinstance(x, int | float) or not math.isfinite(x):
+        raise UserInputError(f"champion file {where}: {what} is {json.dumps(x)}, not a finite number")
+
+
+def _check_stat(d: object, where: str, what: str) -> None:
+    """A metric entry must hold finite numbers where numbers belong (``mean: Infinity`` would pass every gate)."""
+    if not isinstance(d, dict) or "mean" not in d:
+        raise UserInputError(f"champion file {where}: {what} must be an object with a mean")
+    _number(d["mean"], where, f"{what}.mean", allow_none=True)
+    _number(d.get("std", 0.0), where, f"{what}.std")
+    per_seed = d.get("per_seed", {})
+    if not isinstance(per_seed, dict):
+        raise UserInputError(f"champion file {where}: {what}.per_seed must be an object")
+    for seed, v in per_seed.items():
+        if not str(seed).lstrip("-").isdigit():
+            raise UserInputError(f"champion file {where}: {what}.per_seed key {seed!r} is not a seed")
+        _number(v, where, f"{what}.per_seed.{seed}", allow_none=True)
+    per_traj = d.get("per_traj", {})
+    if not isinstance(per_traj, dict) or not all(isinstance(v, list) for v in per_traj.values()):
+        raise UserInputError(f"champion file {where}: {what}.per_traj must map seeds to lists")
+    for seed, values in per_traj.items():
+        if per_seed.get(seed) is None:
+            raise UserInputError(f"champion file {where}: {what}.per_traj has seed {seed}, per_seed has no value")
+        for i, v in enumerate(values):
+            _number(v, where, f"{what}.per_traj.{seed}[{i}]")
+        _agree(math.fsum(values) / max(len(values), 1), per_seed[seed], where, f"{what}.per_seed.{seed}", "per_traj")
+    finite = [v for v in per_seed.values() if v is not None]
+    if finite:
+        _agree(math.fsum(finite) / len(finite), d["mean"], where, f"{what}.mean", "per_seed")
+    elif d["mean"] is not None:
+        raise UserInputError(f"champion file {where}: {what}.mean is set but no seed has a value")
+
+
+def _agree(derived: float, stored: object, where: str, what: str, source: str) -> None:
+    """The numbers a gate reads must be one story: a mean edited without its seeds would judge by the edit."""
+    if stored is None or not math.isclose(derived, stored, rel_tol=1e-9, abs_tol=1e-300):
+        raise UserInputError(f"champion file {where}: {what} is {stored}, the mean of its {source} is {derived:.6g}")
 
 
 def _parse(text: str, where: str) -> Champion:
@@ -70,46 +126,68 @@ def _parse(text: str, where: str) -> Champion:
         raise UserInputError(f"champion file {where}: invalid JSON ({err.msg} at line {err.lineno})") from None
     if not isinstance(d, dict):
         raise UserInputError(f"champion file {where}: expected a JSON object")
+    if d.get("format_version") != FORMAT_VERSION:
+        raise UserInputError(
+            f"champion file {where}: format_version {d.get('format_version')!r}, this ups reads {FORMAT_VERSION} "
+            "(re-create it: pytest benchmarks -m small_eval --ups-promote)"
+        )
     missing = [k for k in REQUIRED if k not in d]
     if missing:
         raise UserInputError(f"champion file {where}: missing key {missing[0]!r}")
-    if d.get("format_version", FORMAT_VERSION) != FORMAT_VERSION:
-        raise UserInputError(f"champion file {where}: unknown format_version {d['format_version']!r}")
-    try:
-        metrics = {
-            split: {name: SeedStat.from_dict(st) for name, st in ms.items()} for split, ms in d["metrics"].items()
-        }
-    except (AttributeError, KeyError, TypeError, ValueError) as err:
-        raise UserInputError(f"champion file {where}: malformed metrics ({err})") from None
-    for split, ms in metrics.items():
+    if not isinstance(d["metrics"], dict) or not all(isinstance(ms, dict) for ms in d["metrics"].values()):
+        raise UserInputError(f"champion file {where}: metrics must map splits to metric objects")
+    for split, ms in d["metrics"].items():
         for name, st in ms.items():
-            if st.mean is not None and not isinstance(st.mean, int | float):
-                raise UserInputError(f"champion file {where}: metrics.{split}.{name}.mean is not a number")
-    d.pop("format_version", None)
-    d["metrics"] = metrics
-    known = set(Champion.__dataclass_fields__)
+            _check_stat(st, where, f"metrics.{split}.{name}")
+    checkpoints = d.get("checkpoints") or {}
+    if not isinstance(checkpoints, dict) or not all(
+        isinstance(c, dict) and isinstance(c.get("path"), str) and isinstance(c.get("sha256"), str)
+        for c in checkpoints.values()
+    ):
+        raise UserInputError(f"champion file {where}: checkpoints must map seeds to {{path, sha256}}")
+    for c in checkpoints.values():
+        if Path(c["path"]).is_absolute() or ".." in Path(c["path"]).parts:
+            raise UserInputError(f"champion file {where}: checkpoint path {c['path']!r} must stay beside the file")
+    if d.get("machine_ref_s") is not None:
+        _number(d["machine_ref_s"], where, "machine_ref_s")
+    d.pop("format_version")
+    d["metrics"] = {s: {m: SeedStat.from_dict(st) for m, st in ms.items()} for s, ms in d["metrics"].items()}
+    d["checkpoints"] = {int(k): v for k, v in checkpoints.items()}
+    known = set(Champion.__dataclass_fields__) - {"rescored", "stale"}
     unknown = sorted(set(d) - known)
     if unknown:
         raise UserInputError(f"champion file {where}: unknown key {unknown[0]!r}")
     return Champion(**d)
 
 
-def load_champion(path: str | Path, *, ref: str | None = None, repo: str | Path = ".") -> Champion | None:
-    """Read a snapshot from the working tree, or from git ``ref`` when given. None if there is no champion yet."""
-    path = Path(path)
-    if ref is None:
-        if not path.is_file():
-            return None
-        return _parse(path.read_text(), str(path))
-    rel = os.path.relpath(path.resolve(), Path(repo).resolve())
-    proc = subprocess.run(
-        ["git", "show", f"{ref}:{Path(rel).as_posix()}"], cwd=repo, capture_output=True, text=True, check=False
-    )
-    if proc.returncode != 0:
-        if "does not exist" in proc.stderr or "exists on disk, but not in" in proc.stderr:
-            return None
-        raise UserInputError(f"champion ref {ref!r}: {proc.stderr.strip().splitlines()[-1]}")
-    return _parse(proc.stdout, f"{ref}:{rel}")
+def load_champion(path: str | Path, *, source: Source | None = None) -> Champion | None:
+    """Read a snapshot from the working tree, or from ``source``'s git ref. None if there is no champion yet."""
+    source = source or Source(Path(path).parent if Path(path).is_absolute() else Path.cwd())
+    text = source.read_text(path)
+    if text is None:
+        return None
+    return _parse(text, source.where(path))
+
+
+def dir_sha256(path: Path) -> str:
+    """sha256 over the sorted file names and contents of a directory (what a champion's checkpoint entry pins)."""
+    return canonical_hash({p.name: file_sha256(p) for p in sorted(path.iterdir()) if p.is_file()})
+
+
+def verified_checkpoint(folder: Path | None, entry: dict, where: str) -> Path:
+    """``folder`` after checking its sha256 against the snapshot's ``entry``.
+
+    Raises:
+        UserInputError: the folder is missing or its contents do not hash to ``entry["sha256"]`` (nothing is loaded).
+    """
+    if folder is None or not folder.is_dir():
+        raise UserInputError(f"champion checkpoint {where}: missing")
+    actual = dir_sha256(folder)
+    if actual != entry["sha256"]:
+        raise UserInputError(
+            f"champion checkpoint {where}: sha256 {actual[:12]}… does not match the snapshot's {entry['sha256'][:12]}…"
+        )
+    return folder
 
 
 def write_champion(path: str | Path, champion: Champion) -> None:

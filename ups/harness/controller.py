@@ -19,6 +19,8 @@ from ups.harness.session import (
     read_shards,
     remove_shards,
 )
+from ups.harness.verdict import TIME_UNIT, Headline, gate_lines, markdown
+from ups.metrics import parse_metric_name
 from ups.provenance import canonical_hash, git_info
 
 
@@ -44,6 +46,8 @@ class Controller:
         self._runners: dict[str, SuiteRunner] = {}
         self._report: list[tuple[dict, list[dict], list[str]]] = []  # (run row, gate rows, notes) per run
         self.outputs: dict[str, Path] = {}
+        self.headline = Headline()
+        self.judged_against = "the working tree's champions (no --ups-champion-ref)"
 
     def runner(self, marker: str) -> SuiteRunner:
         if marker not in self._runners:
@@ -125,9 +129,17 @@ class Controller:
                 notes="\n".join(failsafes),
             )
             metric_rows = dedupe_metric_rows(tables["metrics"])
+            self.headline.add_rows(meta["label"] if meta.get("role") == "baseline" else "candidate", metric_rows)
             gate_rows = tables["gate_results"]
             run_row["env"]["candidate"] = meta["candidate"]
-            run_row["env"]["checkpoints"] = {r["task"]: r["path"] for r in tables.get("checkpoints", [])}
+            checkpoints: dict[str, dict[int, str]] = {}
+            for r in tables.get("checkpoints", []):
+                checkpoints.setdefault(r["task"], {})[int(r["seed"])] = r["path"]
+            run_row["env"]["checkpoints"] = checkpoints
+            run_row["env"]["scoring"] = {
+                r["task"]: {"data_hash": r["data_hash"], "scoring_hash": r["scoring_hash"]}
+                for r in tables.get("scoring", [])
+            }
             store.ingest(run_row, metric_rows, gate_rows)
             notes = list(failsafes)
             if meta.get("role") == "baseline":
@@ -141,7 +153,25 @@ class Controller:
             self._report.append((run_row, gate_rows, notes))
             remove_shards(shard_dir)
         self.outputs = render_leaderboard(store, self.reports_dir)
+        self._write_markdown()
         return 0
+
+    def _write_markdown(self) -> None:
+        """The verdict as Markdown, to ``--ups-markdown FILE`` and, in CI, appended to ``$GITHUB_STEP_SUMMARY``."""
+        targets = [p for p in (self.config.getoption("--ups-markdown"), os.environ.get("GITHUB_STEP_SUMMARY")) if p]
+        if not targets or not self._report:
+            return
+        text = "\n".join(
+            markdown(suite=run_row["suite"], run_id=run_row["run_id"], judged_against=self.judged_against,
+                     headline=self.headline, gate_rows=gate_rows, notes=notes)
+            for run_row, gate_rows, notes in self._report
+        )  # fmt: skip
+        for i, target in enumerate(targets):
+            path = Path(target)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("a" if i else "w") as f:  # the step summary is shared by the job's steps: append
+                f.write(text)
+            self.outputs["verdict (Markdown)" if i == 0 else "step summary"] = path
 
     def _ingest_champions(self, store, meta: dict) -> None:
         """Put the champions this run was judged against on the leaderboard, as one run labelled ``champion``."""
@@ -150,16 +180,23 @@ class Controller:
         if not champs:
             return
         rows = [
-            {"task": task, "split": split, "seed": int(seed), "metric": key.split("@")[0],
-             "horizon": int(key.split("@")[1]) if "@" in key else None, "value": value}
+            {"task": task, "split": split, "seed": int(seed), "metric": parse_metric_name(key)[0],
+             "horizon": parse_metric_name(key)[1], "value": value, "per_traj": stat.per_traj.get(seed)}
             for task, champ in champs.items()
             for split, metrics in champ.metrics.items()
             for key, stat in metrics.items()
             for seed, value in stat.per_seed.items()
         ]  # fmt: skip
+        self.headline.add_rows("champion", rows)
+        if runner.source.ref is not None:
+            self.judged_against = f"the champions of `{runner.source.ref}` ({(runner.source.commit() or '')[:10]})"
+        rescored = [f"{t}: {c.rescored}" for t, c in champs.items() if c.rescored]
+        rescored += [f"{t}: {c.stale}" for t, c in champs.items() if c.stale]
         first = next(iter(champs.values()))
+        identity = [(c.run_id, c.data_hash, c.scoring_hash) for c in champs.values()]  # a re-scored one is another run
+        where = runner.source.where(runner.champion_path("<task>"))
         run = {
-            "run_id": f"champion-{meta['suite']}-{canonical_hash(sorted(c.run_id for c in champs.values()))[:12]}",
+            "run_id": f"champion-{meta['suite']}-{canonical_hash(sorted(identity))[:12]}",
             "created_at": first.date,
             "suite": meta["suite"],
             "label": "champion",
@@ -167,27 +204,30 @@ class Controller:
             "config_hash": canonical_hash(sorted(c.config_hash for c in champs.values())),
             "seeds": sorted({r["seed"] for r in rows}),
             "env": {"champions": {t: c.run_id for t, c in champs.items()}},
-            "notes": "the champion snapshots a run was gated against (champions/<suite>/<task>.json)",
+            "notes": "\n".join([f"the champion snapshots a run was gated against ({where})", *rescored]),
         }
         store.ingest(run, rows, [], replace=True)
 
     def summary(self, tr) -> None:
         if self.is_worker or not self._report:
             return
-        tr.section("UPS scoreboard vs champion")
-        fmt = lambda x: "n/a" if x is None else f"{x:.4g}"  # noqa: E731
+        tr.section("UPS verdict")
+        tr.write_line(f"judged against {self.judged_against}")
+        header, rows = self.headline.table()
+        if rows:
+            tr.write_line(f"headline: test {self.headline.metric}, mean over seeds (seeds in brackets)")
+            widths = [max(len(c) for c in col) + 2 for col in zip(header, *rows, strict=True)]
+            for row in (header, *rows):
+                tr.write_line("".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
         cols = ("candidate", "champion", "threshold")
-        header = f"{'task':<14}{'gate':<11}{'metric':<26}{'rule':<20}" + "".join(f"{c:>11}" for c in cols) + "  outcome"
+        fmt_header = f"{'task':<14}{'gate':<11}{'metric':<26}{'rule':<20}" + "".join(f"{c:>11}" for c in cols)
         for run_row, gate_rows, notes in self._report:
-            tr.write_line(f"run {run_row['run_id']} ({run_row['label']}, suite {run_row['suite']})")
-            tr.write_line(header)
-            for g in sorted(
-                gate_rows, key=lambda g: (g["task"], g["gate_set"] != "regression", g["metric"], g["rule"])
-            ):
-                tr.write_line(
-                    f"{g['task']:<14}{g['gate_set']:<11}{g['metric']:<26}{g['rule']:<20}{fmt(g['candidate']):>11}"
-                    f"{fmt(g['champion']):>11}{fmt(g['threshold']):>11}  {g['outcome']}"
-                )
+            tr.write_line(f"run {run_row['run_id']} ({run_row['label']}, suite {run_row['suite']}); "
+                          f"times in {TIME_UNIT}")  # fmt: skip
+            tr.write_line(fmt_header + "  outcome")
+            for task, gate_set, metric, rule, cand, champ, thr, outcome, _ in gate_lines(gate_rows):
+                numbers = f"{cand:>11}{champ:>11}{thr:>11}"
+                tr.write_line(f"{task:<14}{gate_set:<11}{metric:<26}{rule:<20}{numbers}  {outcome}")
             for note in notes:
                 tr.write_line(note)
         tr.write_line(f"results: {self.db_path}")

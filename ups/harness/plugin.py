@@ -14,6 +14,7 @@ import pytest
 from ups.errors import MissingExtra, UserInputError
 from ups.harness.gates import Gate
 from ups.harness.runner import CandidateFailed, SuiteRunner
+from ups.harness.sources import Source
 from ups.harness.suite import SUITE_FILES, SuiteConfig, load_suite
 
 SUITE_MARKERS = ("small_eval", "full_eval")
@@ -42,6 +43,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--ups-promote", action="store_true", help="rewrite champions where every promotion rule passes")
     group.addoption("--ups-device", default="cpu", help="torch device for training and rollouts")
     group.addoption("--ups-label", default=None, help="label of this run on the leaderboard")
+    group.addoption(
+        "--ups-markdown",
+        default=None,
+        help="write the verdict (headline per task, gates) as Markdown to this file, e.g. for a pull request comment",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -66,11 +72,38 @@ def _defer(config: pytest.Config, err: UserInputError) -> None:
 
 
 def suite_of(config: pytest.Config, marker: str) -> SuiteConfig:
+    """The suite of ``marker``; with a champion ref, the suite file as it is at that ref (a pull request cannot
+    change the suite it is judged by)."""
     cache = config._ups.suites  # type: ignore[attr-defined]
     if marker not in cache:
         path = config.getoption("--ups-suite") or SUITE_FILES[marker.removesuffix("_eval")]
-        cache[marker] = load_suite(config.rootpath / path)
+        source = Source(config.rootpath, config.getoption("--ups-champion-ref"))
+        cache[marker] = load_suite(config.rootpath / path, source=source)
     return cache[marker]
+
+
+def _selected_markers(config: pytest.Config) -> list[str]:
+    markexpr = config.getoption("-m") or ""
+    return [m for m in SUITE_MARKERS if m in markexpr]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Before any xdist worker starts: check the selected suites' files (suite, gates, champions, and every
+    champion checkpoint's sha256), so a bad file is one ``ups:`` line and exit 2, the same serial and under -n."""
+    config = session.config
+    if getattr(config, "workerinput", None) is not None:
+        return
+    try:
+        for marker in _selected_markers(config):
+            runner = config._ups.runner(marker)  # type: ignore[attr-defined]
+            runner.gate_file  # noqa: B018 - loads and checks it
+            for task in runner.suite.tasks:
+                if (champion := runner.stored_champion(task)) is not None:
+                    for seed in champion.checkpoints:
+                        runner.champion_checkpoint(task, champion, seed)
+    except UserInputError as err:
+        _abort(err)
 
 
 @dataclass(frozen=True)

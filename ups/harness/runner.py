@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 
@@ -34,12 +35,14 @@ from ups.data.generate import cached_dataset
 from ups.data.store import DatasetStore
 from ups.errors import UserInputError
 from ups.eval.evaluate import EvalResult, evaluate_split
-from ups.harness.champions import Champion, load_champion
-from ups.harness.gates import Gate, GateFile, GateResult, evaluate_gate, load_gate_file
-from ups.harness.stats import SeedStat
+from ups.harness.champions import Champion, load_champion, verified_checkpoint
+from ups.harness.gates import Gate, GateFile, GateResult, check_gates_against, evaluate_gate, load_gate_file
+from ups.harness.sources import Source
 from ups.harness.suite import ModelEntry, SuiteConfig
+from ups.metrics import format_metric_name
+from ups.metrics.seeds import SeedStat
 from ups.models import MODELS, Surrogate
-from ups.provenance import canonical_hash, code_hash
+from ups.provenance import canonical_hash, code_hash, scoring_hash
 
 
 class CandidateFailed(RuntimeError):
@@ -61,8 +64,7 @@ def _locked(path: str, wait: bool) -> Iterator[bool]:
         lock.release()
 
 
-def metric_key(metric: str, horizon: int | None) -> str:
-    return metric if horizon is None else f"{metric}@{horizon}"
+metric_key = format_metric_name
 
 
 @dataclass(frozen=True)
@@ -75,10 +77,22 @@ class TaskEvaluation:
     @cached_property
     def stats(self) -> dict[str, dict[str, SeedStat]]:
         per: dict[str, dict[str, dict[int, float | None]]] = {}
+        traj: dict[str, dict[str, dict[int, tuple[float, ...]]]] = {}
         for r in self.results:
             for v in r.values:
-                per.setdefault(r.split, {}).setdefault(metric_key(v.metric, v.horizon), {})[r.seed] = v.value
-        return {s: {m: SeedStat.from_seeds(seeds) for m, seeds in ms.items()} for s, ms in per.items()}
+                per.setdefault(r.split, {}).setdefault(v.name, {})[r.seed] = v.value
+                if v.per_traj is not None:
+                    traj.setdefault(r.split, {}).setdefault(v.name, {})[r.seed] = v.per_traj
+        return {
+            s: {m: SeedStat.from_seeds(seeds, traj.get(s, {}).get(m)) for m, seeds in ms.items()}
+            for s, ms in per.items()
+        }
+
+    @property
+    def machine_ref_s(self) -> float | None:
+        """This session's reference-workload time (median over the results): seconds per normalised unit."""
+        refs = [r.machine_ref_s for r in self.results if r.machine_ref_s]
+        return statistics.median(refs) if refs else None
 
 
 class SuiteRunner:
@@ -107,6 +121,7 @@ class SuiteRunner:
         self.baseline_seeds = suite.baseline_seeds or self.seeds[:1]
         self.device = torch.device(device)
         self.champion_ref = champion_ref
+        self.source = Source(root, champion_ref)  # where the suite's gate file, champions and checkpoints come from
         self.record = record
         self.run_id = run_id
         self.sinks: dict[str, tuple[str, Callable[[str, dict], None]]] = {}  # baseline -> (run_id, record)
@@ -164,7 +179,15 @@ class SuiteRunner:
 
     @cached_property
     def gate_file(self) -> GateFile:
-        return load_gate_file(self.root / self.suite.gates)
+        """The suite's gate file (from the champion ref when there is one), checked against the suite's tasks."""
+        path = self.root / self.suite.gates
+        where = self.source.where(path)
+        text = self.source.read_text(path)
+        if text is None:
+            raise UserInputError(f"gate file {where}: not found")
+        gate_file = load_gate_file(path, text=text, where=where)
+        check_gates_against(gate_file, self.suite.tasks, where)
+        return gate_file
 
     def task_entry(self, task: str):
         try:
@@ -236,17 +259,35 @@ class SuiteRunner:
 
         return load_surrogate(self.trained(name, task, seed))
 
-    def checkpoint(self, task: str) -> Path | None:
-        """The candidate's trained checkpoint of ``task`` for the first seed (what a promotion stores)."""
+    def checkpoints(self, task: str) -> dict[int, Path]:
+        """The candidate's trained checkpoint of ``task`` per seed (what a promotion stores); none when untrained."""
         if self.suite.candidate.config is None:
-            return None
-        return self.trained("candidate", task, self.seeds[0]) / "checkpoints" / "final"
+            return {}
+        return {seed: self.trained("candidate", task, seed) / "checkpoints" / "final" for seed in self.seeds}
 
     # --- evaluation (cached) --------------------------------------------------------------------------------------
+
+    def scoring_protocol(self, task: str) -> dict:
+        """How this suite scores ``task``, apart from the code: part of the champion's ``scoring_hash``."""
+        entry = self.task_entry(task)
+        return {
+            "splits": entry.splits,
+            "steps": entry.steps,
+            "horizons": entry.horizons,
+            "ensemble_size": self.suite.ensemble_size,
+            "timing_repeats": self.suite.timing_repeats,
+            "device": self.device.type,
+        }
+
+    def scoring_hash(self, task: str) -> str:
+        return scoring_hash(self.scoring_protocol(task))
 
     def _score(self, model: Surrogate, task: str, seed: int, split: str) -> EvalResult:
         """The suite's evaluation of ``model`` on one split: its steps, horizons, timing repeats and ensemble."""
         entry = self.task_entry(task)
+        store = self.dataset(task)
+        if split not in store.splits:
+            raise UserInputError(f"dataset {store.path}: no split {split!r} (has {', '.join(store.splits)})")
         return evaluate_split(
             model,
             self.dataset(task),
@@ -283,15 +324,18 @@ class SuiteRunner:
             }
         )
         path = self.cache_dir / "evals" / f"{name}-{task}-{split}-s{seed}-{key[:16]}.json"
+        return self._cached(path, lambda: self._score(self.build(name, task, seed), task, seed, split), wait=wait)
+
+    def _cached(self, path: Path, compute: Callable[[], EvalResult], *, wait: bool = True) -> EvalResult | None:
+        """The result cached at ``path``, or ``compute()``'s, written there atomically under the path's file lock.
+        ``wait=False``: None when another process holds the lock (is computing it)."""
         path.parent.mkdir(parents=True, exist_ok=True)
         with _locked(str(path) + ".lock", wait) as held:
             if not held:
                 return None
             if path.is_file():
                 return EvalResult.from_dict(json.loads(path.read_text()))
-            if split not in store.splits:
-                raise UserInputError(f"dataset {store.path}: no split {split!r} (has {', '.join(store.splits)})")
-            result = self._score(self.build(name, task, seed), task, seed, split)
+            result = compute()
             tmp = path.with_suffix(f".tmp{os.getpid()}")
             tmp.write_text(json.dumps(result.as_dict()))
             os.replace(tmp, path)
@@ -321,8 +365,11 @@ class SuiteRunner:
                 raise
             if not any(n == name for n, _ in self._evaluations):
                 record("run_meta", self.run_meta if name == "candidate" else self.baseline_meta(name))
-            if name == "candidate" and (ckpt := self.checkpoint(task)) is not None:
-                record("checkpoints", {"task": task, "path": str(ckpt)})
+            if name == "candidate":
+                for seed, ckpt in self.checkpoints(task).items():
+                    record("checkpoints", {"task": task, "seed": seed, "path": str(ckpt)})
+                record("scoring", {"task": task, "data_hash": self.dataset(task).content_sha256,
+                                   "scoring_hash": self.scoring_hash(task)})  # fmt: skip
             for r in results:
                 record("eval_meta", {"task": task, "split": r.split, "seed": r.seed, "machine_ref_s": r.machine_ref_s})
                 for v in r.values:
@@ -336,6 +383,7 @@ class SuiteRunner:
                             "metric": v.metric,
                             "horizon": v.horizon,
                             "value": v.value,
+                            "per_traj": None if v.per_traj is None else list(v.per_traj),
                         },
                     )
             self._evaluations[name, task] = TaskEvaluation(task, results)
@@ -366,10 +414,62 @@ class SuiteRunner:
     def champion_path(self, task: str) -> Path:
         return self.root / self.suite.champions / f"{task}.json"
 
+    def stored_champion(self, task: str) -> Champion | None:
+        """The snapshot as stored (working tree, or the champion ref); None when there is none yet."""
+        return load_champion(self.champion_path(task), source=self.source)
+
+    def champion_checkpoint(self, task: str, champion: Champion, seed: int) -> Path:
+        """The champion's checkpoint folder of ``seed``, its sha256 verified (from the champion ref when given).
+
+        Raises:
+            UserInputError: missing, or its bytes do not hash to the snapshot's sha256 (one line naming the folder).
+        """
+        entry = champion.checkpoints[seed]
+        path = self.champion_path(task).parent / entry["path"]
+        local = self.source.copy_dir(path, self.cache_dir / "champion_ref" / entry["sha256"][:16])
+        return verified_checkpoint(local, entry, self.source.where(path))
+
     def champion(self, task: str) -> Champion | None:
+        """The champion the candidate is judged against, like with like: the stored snapshot when it was scored on
+        the same data with the same scoring code and protocol; otherwise its checkpoints re-scored now (cached), or,
+        without checkpoints, the snapshot marked ``stale`` (its gates are inconclusive, never compared silently)."""
         if task not in self._champions:
-            self._champions[task] = load_champion(self.champion_path(task), ref=self.champion_ref, repo=self.root)
+            stored = self.stored_champion(task)
+            self._champions[task] = None if stored is None else self._like_with_like(task, stored)
         return self._champions[task]
+
+    def _like_with_like(self, task: str, champion: Champion) -> Champion:
+        data, scoring = self.dataset(task).content_sha256, self.scoring_hash(task)
+        pairs = (("data", champion.data_hash, data), ("scoring code", champion.scoring_hash, scoring))
+        changed = [what for what, old, new in pairs if old != new]
+        if not changed:
+            return champion
+        why = f"{' and '.join(changed)} changed since it was scored"
+        if not champion.checkpoints:
+            return replace(champion, stale=f"champion not comparable: {why}, and it has no checkpoint to re-score")
+        results = []
+        for seed in sorted(champion.checkpoints):
+            folder = self.champion_checkpoint(task, champion, seed)
+            sha = champion.checkpoints[seed]["sha256"]
+            model: list[Surrogate] = []  # loaded once per seed, only when some split is not cached yet
+
+            def compute(seed=seed, folder=folder, model=model, split=None) -> EvalResult:
+                from ups.inference import load_surrogate
+
+                if not model:
+                    torch.manual_seed(seed)
+                    model.append(load_surrogate(folder))
+                return self._score(model[0], task, seed, split)
+
+            for split in self.task_entry(task).splits:
+                key = canonical_hash(
+                    {"checkpoint": sha, "data": data, "scoring": scoring, "seed": seed, "split": split}
+                )
+                path = self.cache_dir / "evals" / f"champion-{task}-{split}-s{seed}-{key[:16]}.json"
+                results.append(self._cached(path, lambda c=compute, s=split: c(split=s)))
+        stats = TaskEvaluation(task, tuple(results)).stats
+        note = f"re-scored from its {len(champion.checkpoints)} checkpoint(s): {why}"
+        return replace(champion, metrics=stats, data_hash=data, scoring_hash=scoring, rescored=note)
 
     def failsafe(self, task: str, gate: Gate, champ: SeedStat | None, failed: GateResult) -> GateResult:
         """Re-evaluate the candidate with the playbook's remedy for a failed gate (:mod:`ups.harness.failsafes`);
@@ -380,8 +480,6 @@ class SuiteRunner:
         A remedy that cannot be built or scored (an invalid variant config, a retrain that aborts, weights that do
         not load) is recorded as ``not built: <reason>``; it never raises, so the session goes on.
         """
-        from dataclasses import replace
-
         from ups.harness.failsafes import remedy_for
         from ups.inference import InferenceModel, load_surrogate
         from ups.training.trainer import train
@@ -434,7 +532,8 @@ class SuiteRunner:
             what = f"{action} ({change})" if change else action
             return replace(failed, detail=f"{failed.detail}; fail-safe {what} not built: {reason}")
         stat = TaskEvaluation(task, tuple(results)).stats.get(gate.split, {}).get(gate.compared_metric)
-        retry = evaluate_gate(gate, stat, champ)
+        scale = self.evaluation(task).machine_ref_s if gate.normalise == "machine" else None  # as the candidate's
+        retry = evaluate_gate(gate, stat, champ, confidence=self.gate_file.confidence, unit_scale=scale)
         self.record(
             "failsafes",
             {
@@ -454,11 +553,18 @@ class SuiteRunner:
         return replace(failed, detail=f"{failed.detail}; {note}")
 
     def check(self, task: str, gate_set: str, gate: Gate) -> GateResult:
-        """Decide one gate for ``task`` against its champion and record the outcome."""
+        """Decide one gate for ``task`` against its (like-with-like) champion and record the outcome."""
         champion = self.champion(task)
-        cand = self.evaluation(task).stats.get(gate.split, {}).get(gate.compared_metric)
+        evaluation = self.evaluation(task)
+        cand = evaluation.stats.get(gate.split, {}).get(gate.compared_metric)
         champ = champion.stat(gate.split, gate.compared_metric) if champion else None
-        result = evaluate_gate(gate, cand, champ)
+        if champion is not None and champion.stale:
+            result = GateResult(gate, "inconclusive", None, cand and cand.mean, None, champion.stale)
+        else:
+            scale = evaluation.machine_ref_s if gate.normalise == "machine" else None
+            result = evaluate_gate(gate, cand, champ, confidence=self.gate_file.confidence, unit_scale=scale)
+            if champion is not None and champion.rescored:
+                result = replace(result, detail=f"{result.detail}; champion {champion.rescored}")
         if gate_set == "regression" and result.outcome == "fail":
             result = self.failsafe(task, gate, champ, result)
         self.record(

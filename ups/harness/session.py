@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ups.harness.champions import Champion, file_sha256, write_champion
-from ups.harness.stats import SeedStat
-from ups.provenance import canonical_hash, code_hash, environment, git_info
+from ups.harness.champions import Champion, dir_sha256, write_champion
+from ups.metrics import format_metric_name
+from ups.metrics.seeds import SeedStat
+from ups.provenance import code_hash, environment, git_info
 
 
 @dataclass
@@ -79,13 +80,17 @@ def dedupe_metric_rows(rows: list[dict]) -> list[dict]:
 
 
 def candidate_stats(metric_rows: list[dict], task: str) -> dict[str, dict[str, SeedStat]]:
+    """Seed statistics per split and metric name from metric rows (with their ``per_traj`` values when present)."""
     per: dict[str, dict[str, dict[int, float | None]]] = {}
+    traj: dict[str, dict[str, dict[int, list[float]]]] = {}
     for r in metric_rows:
         if r["task"] != task:
             continue
-        key = r["metric"] if r["horizon"] is None else f"{r['metric']}@{r['horizon']}"
+        key = format_metric_name(r["metric"], r["horizon"])
         per.setdefault(r["split"], {}).setdefault(key, {})[r["seed"]] = r["value"]
-    return {s: {m: SeedStat.from_seeds(v) for m, v in ms.items()} for s, ms in per.items()}
+        if r.get("per_traj"):
+            traj.setdefault(r["split"], {}).setdefault(key, {})[r["seed"]] = r["per_traj"]
+    return {s: {m: SeedStat.from_seeds(v, traj.get(s, {}).get(m)) for m, v in ms.items()} for s, ms in per.items()}
 
 
 def promotable_tasks(gate_rows: list[dict], tasks: list[str], has_champion: dict[str, bool]) -> dict[str, str]:
@@ -109,52 +114,54 @@ def promote(
     run_row: dict,
     stats: dict[str, dict[str, SeedStat]],
     candidate: dict,
-    checkpoint: Path | None = None,
+    checkpoints: dict[int, Path] | None = None,
 ) -> Champion:
-    """Write the candidate's snapshot as ``path`` (atomic), with a copy of its checkpoint directory beside it.
+    """Write the candidate's snapshot as ``path`` (atomic), with a copy of every seed's checkpoint beside it.
 
-    The checkpoint (``<task>.ckpt/``: safetensors weights + JSON state, the trained run's ``checkpoints/final``) is
-    copied before the JSON is replaced, so the snapshot never names a checkpoint that is not there.
+    The checkpoints (``<task>.ckpt/s<seed>/``: safetensors weights + JSON state, the trained runs'
+    ``checkpoints/final``) are copied before the JSON is replaced, so the snapshot never names a checkpoint that is not
+    there. Every seed is kept: a champion re-scored on new data or code is re-scored on all its seeds.
     """
-    ckpt = None
-    if checkpoint is not None:
+    entries = {}
+    if checkpoints:
         dest = path.with_suffix(".ckpt")
-        copy_dir_atomic(checkpoint, dest)
-        ckpt = {"path": dest.name, "sha256": dir_sha256(dest)}
+        copy_dirs_atomic({f"s{seed}": src for seed, src in checkpoints.items()}, dest)
+        entries = {
+            seed: {"path": f"{dest.name}/s{seed}", "sha256": dir_sha256(dest / f"s{seed}")} for seed in checkpoints
+        }
     champion = Champion(
         suite=suite,
         task=task,
         run_id=run_row["run_id"],
         commit=run_row["commit"],
         config_hash=run_row["config_hash"],
-        data_hash=run_row["data_hash"],
+        data_hash=run_row["env"]["scoring"][task]["data_hash"],
+        scoring_hash=run_row["env"]["scoring"][task]["scoring_hash"],
         code_hash=run_row["code_hash"],
         date=run_row["created_at"],
         metrics=stats,
         candidate=candidate,
-        env={k: v for k, v in run_row["env"].items() if k != "candidate"},
+        env={k: v for k, v in run_row["env"].items() if k not in ("candidate", "checkpoints", "scoring")},
         machine_ref_s=run_row["env"].get("machine_ref_s"),
-        checkpoint=ckpt,
+        checkpoints=entries,
     )
     write_champion(path, champion)
     return champion
 
 
-def copy_dir_atomic(src: Path, dest: Path) -> None:
-    """Copy directory ``src`` to ``dest``, replacing it; a reader sees the old or the new copy, never half of one."""
+def copy_dirs_atomic(sources: dict[str, Path], dest: Path) -> None:
+    """Make ``dest`` a folder holding a copy of each source folder under its name, replacing ``dest``; a reader sees
+    the old or the new folder, never half of one."""
     tmp = dest.with_name(f".{dest.name}.tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(src, tmp)
+    tmp.mkdir(parents=True)
+    for name, src in sources.items():
+        shutil.copytree(src, tmp / name)
     old = dest.with_name(f".{dest.name}.old{os.getpid()}")
     if dest.exists():
         os.replace(dest, old)
     os.replace(tmp, dest)
     shutil.rmtree(old, ignore_errors=True)
-
-
-def dir_sha256(path: Path) -> str:
-    """sha256 over the sorted file names and contents of a directory (what a champion's checkpoint entry pins)."""
-    return canonical_hash({p.name: file_sha256(p) for p in sorted(path.iterdir()) if p.is_file()})
 
 
 def remove_shards(shard_dir: Path) -> None:
@@ -172,9 +179,10 @@ def promote_run(store, *, run_row: dict, metric_rows: list[dict], gate_rows: lis
     notes = []
     for task, why in promotable_tasks(gate_rows, tasks, has).items():
         path = champions / f"{task}.json"
-        ckpt = Path(checkpoints[task]) if task in checkpoints else None
-        if ckpt is not None and not ckpt.is_dir():
-            notes.append(f"not promoted {task}: its checkpoint {ckpt} is gone (clear the cache? re-run the suite)")
+        ckpts = {int(seed): Path(p) for seed, p in (checkpoints.get(task) or {}).items()}
+        gone = [str(p) for p in ckpts.values() if not p.is_dir()]
+        if gone:
+            notes.append(f"not promoted {task}: its checkpoint {gone[0]} is gone (clear the cache? re-run the suite)")
             continue
         champ = promote(
             path,
@@ -183,7 +191,7 @@ def promote_run(store, *, run_row: dict, metric_rows: list[dict], gate_rows: lis
             run_row=run_row,
             stats=candidate_stats(metric_rows, task),
             candidate=run_row["env"].get("candidate", {}),
-            checkpoint=ckpt,
+            checkpoints=ckpts,
         )
         store.record_promotion(
             suite=run_row["suite"],

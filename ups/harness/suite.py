@@ -74,16 +74,24 @@ class SuiteConfig(BaseModel):
 SUITE_FILES = {"small": "configs/suites/small_eval.yaml", "full": "configs/suites/full_eval.yaml"}
 
 
-def load_suite(path: str | Path) -> SuiteConfig:
+def load_suite(path: str | Path, *, source=None) -> SuiteConfig:
+    """Read and validate a suite file, from the working tree or from ``source``'s git ref
+    (:class:`ups.harness.sources.Source`); any problem is one line naming the file."""
     path = Path(path)
-    if not path.is_file():
-        raise UserInputError(f"suite file {path}: not found")
+    where = str(path) if source is None else source.where(path)
+    text = (
+        (path.read_text(encoding="utf-8", errors="replace") if path.is_file() else None)
+        if source is None
+        else (source.read_text(path))
+    )
+    if text is None:
+        raise UserInputError(f"suite file {where}: not found")
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.safe_load(text)
         return SuiteConfig.model_validate(raw or {})
     except yaml.YAMLError as err:
-        raise UserInputError(f"suite file {path}: invalid YAML ({str(err).splitlines()[0]})") from None
+        raise UserInputError(f"suite file {where}: invalid YAML ({str(err).splitlines()[0]})") from None
     except ValidationError as err:
         first = err.errors()[0]
         loc = ".".join(str(p) for p in first["loc"])
-        raise UserInputError(f"suite file {path}: {loc}: {first['msg']}") from None
+        raise UserInputError(f"suite file {where}: {loc}: {first['msg']}") from None

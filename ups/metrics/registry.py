@@ -142,11 +142,16 @@ class MetricValue:
 
     ``value`` is None when the metric does not apply to the task, NaN when it is undefined for this data (e.g. a
     zero denominator).
+
+    ``per_traj`` holds the value of each trajectory, in the split's order, for metrics that are a plain mean over
+    trajectories (``MetricDef.batch_mean``), so that ``value`` is their mean; None for the others. Gates pair the
+    candidate's and the champion's trajectories through it.
     """
 
     metric: str
     horizon: int | None
     value: float | None
+    per_traj: tuple[float, ...] | None = None
 
     @property
     def name(self) -> str:

@@ -1,10 +1,11 @@
 """The scoreboard: every registered metric of a rollout, as the rows the results store keeps.
 
-Metrics whose value is a plain mean over trajectories (``MetricDef.batch_mean``, nearly all of them) are computed on
-chunks of trajectories converted to float64 one at a time, and the chunk values are averaged weighted by chunk size:
-the same number (up to the order of the float sums) without ever holding a float64 copy of the whole rollout. On a
-``[64, 32, 4, 64, 64]`` rollout that is the difference between a few cache-sized temporaries and ~1 GB of them, most
-of whose time goes to page faults. Chunks run on a few threads. The other metrics get the whole arrays.
+Metrics whose value is a plain mean over trajectories (``MetricDef.batch_mean``, nearly all of them) are computed one
+trajectory at a time, converted to float64 one at a time, and averaged: the same number (up to the order of the
+float sums) without ever holding a float64 copy of the whole rollout. On a ``[64, 32, 4, 64, 64]`` rollout that is
+the difference between a few cache-sized temporaries and ~1 GB of them, most of whose time goes to page faults. The
+per-trajectory values are kept on the row (``MetricValue.per_traj``): gates pair candidate and champion trajectory by
+trajectory (:mod:`ups.metrics.bootstrap`). Trajectories run on a few threads. The other metrics get the whole arrays.
 """
 
 from __future__ import annotations
@@ -21,8 +22,7 @@ from ups.data.spec import TaskSpec
 from ups.metrics._arrays import ArrayLike, as_float64
 from ups.metrics.registry import METRICS, MetricDef, MetricValue
 
-CHUNK_BYTES = 4 * 2**20  # float64 bytes per array per chunk: cache-sized, and reused by the allocator (no faults)
-MAX_THREADS = 4  # each thread holds a few chunk-sized temporaries; more threads buy little for memory-bound work
+MAX_THREADS = 4  # each thread holds a few trajectory-sized temporaries; more threads buy little for memory-bound work
 
 
 def default_threads() -> int:
@@ -38,12 +38,6 @@ def _shape(x: ArrayLike) -> tuple[int, ...]:
     return tuple(int(n) for n in (x.shape if hasattr(x, "shape") else np.shape(x)))
 
 
-def trajectories_per_chunk(shape: tuple[int, ...], chunk_bytes: int = CHUNK_BYTES) -> int:
-    """How many trajectories of a ``[B, T, C, *S]`` rollout fit in ``chunk_bytes`` of float64 (at least one)."""
-    per_trajectory = 8 * int(np.prod(shape[1:]))
-    return max(1, chunk_bytes // max(per_trajectory, 1))
-
-
 def compute_scoreboard(
     pred: ArrayLike,
     target: ArrayLike,
@@ -51,7 +45,6 @@ def compute_scoreboard(
     *,
     horizons: Iterable[int] = (1, 4, 16),
     samples: ArrayLike | None = None,
-    chunk_bytes: int = CHUNK_BYTES,
     threads: int | None = None,
 ) -> list[MetricValue]:
     """Score a rollout with every registered metric that is computed from arrays.
@@ -69,8 +62,7 @@ def compute_scoreboard(
         horizons: 1-based predicted steps for the ``name@k`` rows.
         samples: optional ensemble ``[M, B, T, C, *S]`` (e.g. corrector samples) for ``ece``, ``crps`` and
             ``spread_skill``; a deterministic prediction has none.
-        chunk_bytes: float64 bytes per array per chunk of trajectories.
-        threads: threads that score chunks concurrently (default: :func:`default_threads`). The values do not
+        threads: threads that score trajectories concurrently (default: :func:`default_threads`). The values do not
             depend on it.
 
     Raises:
@@ -94,24 +86,23 @@ def compute_scoreboard(
     steps = [k for k in ks if k <= shape[1]]
 
     defs = [d for d in (METRICS.get(name) for name in METRICS.names()) if not d.measured]
-    chunked = [d for d in defs if d.batch_mean and not d.needs_samples and d.applies(spec)]
-    per_chunk = trajectories_per_chunk(shape, chunk_bytes)
-    raise_mmap_threshold(min(4 * per_chunk * 8 * int(np.prod(shape[1:])), 24 << 20))
-    values = _chunked_values(pred, target, spec, chunked, steps, per_chunk, threads or default_threads())
+    per_trajectory = [d for d in defs if d.batch_mean and not d.needs_samples and d.applies(spec)]
+    raise_mmap_threshold(min(4 * 8 * int(np.prod(shape[1:])), 24 << 20))
+    per_traj = _per_trajectory_values(pred, target, spec, per_trajectory, steps, threads or default_threads())
+    values: dict[tuple[str, int | None], float | None] = {key: float(np.mean(v)) for key, v in per_traj.items()}
     for d in defs:
         if (d.name, None) not in values:
             values[(d.name, None)] = _as_float(d.compute(pred, target, spec, samples=samples))
             if d.at is not None:  # only for a metric that does not apply: a per-step row of None
                 values.update({(d.name, k): _as_float(d.compute_at(pred, target, spec, k)) for k in steps})
-    rows = [MetricValue(d.name, None, values[(d.name, None)]) for d in defs]
-    rows += [MetricValue(d.name, k, values[(d.name, k)]) for d in defs if d.at is not None for k in steps]
-    return rows
+    keys = [(d.name, None) for d in defs] + [(d.name, k) for d in defs if d.at is not None for k in steps]
+    return [MetricValue(name, k, values[(name, k)], per_traj.get((name, k))) for name, k in keys]
 
 
-def _chunk_values(
+def _trajectory_values(
     pred: ArrayLike, target: ArrayLike, spec: TaskSpec, defs: list[MetricDef], steps: list[int]
 ) -> dict[tuple[str, int | None], float]:
-    """Every metric in ``defs`` (and its ``@k`` rows) on one chunk of trajectories, families computed once."""
+    """Every metric in ``defs`` (and its ``@k`` rows) on one trajectory (``[1, T, C, *S]``), families computed once."""
     p, y = as_float64(pred), as_float64(target)
     families: dict[str, Mapping[str, Any]] = {}
     values: dict[tuple[str, int | None], float] = {}
@@ -127,37 +118,30 @@ def _chunk_values(
     return values
 
 
-def _chunked_values(
+def _per_trajectory_values(
     pred: ArrayLike,
     target: ArrayLike,
     spec: TaskSpec,
     defs: list[MetricDef],
     steps: list[int],
-    per_chunk: int,
     threads: int,
-) -> dict[tuple[str, int | None], float | None]:
-    """Size-weighted mean over chunks of trajectories of every metric in ``defs`` (and their ``@k`` rows).
+) -> dict[tuple[str, int | None], tuple[float, ...]]:
+    """Every metric in ``defs`` (and their ``@k`` rows) on each trajectory, in trajectory order.
 
-    Chunks run on ``threads`` threads (numpy and scipy.fft release the GIL in their loops); the chunk values are
-    summed in chunk order, so the result does not depend on the thread count.
+    Trajectories run on ``threads`` threads (numpy and scipy.fft release the GIL in their loops); the values do not
+    depend on the thread count.
     """
     n_traj = _shape(pred)[0]
-    starts = range(0, n_traj, per_chunk)
 
-    def run(start: int) -> dict[tuple[str, int | None], float]:
-        return _chunk_values(pred[start : start + per_chunk], target[start : start + per_chunk], spec, defs, steps)
+    def run(b: int) -> dict[tuple[str, int | None], float]:
+        return _trajectory_values(pred[b : b + 1], target[b : b + 1], spec, defs, steps)
 
-    if threads > 1 and len(starts) > 1:
-        with ThreadPoolExecutor(max_workers=min(threads, len(starts))) as pool:
-            chunk_values = list(pool.map(run, starts))
+    if threads > 1 and n_traj > 1:
+        with ThreadPoolExecutor(max_workers=min(threads, n_traj)) as pool:
+            per_b = list(pool.map(run, range(n_traj)))
     else:
-        chunk_values = [run(start) for start in starts]
-    totals: dict[tuple[str, int | None], float] = {}
-    for start, values in zip(starts, chunk_values, strict=True):
-        weight = min(per_chunk, n_traj - start) / n_traj
-        for key, value in values.items():
-            totals[key] = totals.get(key, 0.0) + weight * value
-    return dict(totals)
+        per_b = [run(b) for b in range(n_traj)]
+    return {key: tuple(v[key] for v in per_b) for key in (per_b[0] if per_b else {})}
 
 
 def _as_float(value: float | None) -> float | None:

@@ -27,7 +27,7 @@ import duckdb
 from filelock import FileLock, Timeout
 
 from ups.errors import UserInputError
-from ups.harness.stats import SeedStat
+from ups.metrics.seeds import SeedStat
 
 GATE_SETS = ("regression", "promotion")
 OUTCOMES = ("pass", "fail", "inconclusive", "not_applicable")
@@ -39,7 +39,7 @@ _SCHEMA = {
         env JSON, duration_s DOUBLE, notes VARCHAR""",
     "metrics": """
         run_id VARCHAR NOT NULL, task VARCHAR NOT NULL, split VARCHAR NOT NULL, seed INTEGER NOT NULL,
-        metric VARCHAR NOT NULL, horizon INTEGER, value DOUBLE""",
+        metric VARCHAR NOT NULL, horizon INTEGER, value DOUBLE, per_traj DOUBLE[]""",
     "gate_results": f"""
         run_id VARCHAR NOT NULL, task VARCHAR NOT NULL,
         gate_set VARCHAR NOT NULL CHECK (gate_set IN {GATE_SETS!r}), metric VARCHAR NOT NULL, rule VARCHAR NOT NULL,
@@ -53,7 +53,7 @@ RUN_COLUMNS = (
     "run_id", "created_at", "suite", "label", "commit", "dirty", "branch",
     "config_hash", "data_hash", "code_hash", "seeds", "env", "duration_s", "notes",
 )  # fmt: skip
-METRIC_COLUMNS = ("run_id", "task", "split", "seed", "metric", "horizon", "value")
+METRIC_COLUMNS = ("run_id", "task", "split", "seed", "metric", "horizon", "value", "per_traj")
 GATE_COLUMNS = (
     "run_id", "task", "gate_set", "metric", "rule", "threshold", "candidate", "champion", "outcome", "detail",
 )  # fmt: skip
@@ -146,6 +146,8 @@ class ResultsStore:
         with self._connect() as con:
             for table, columns in _SCHEMA.items():
                 con.execute(f"CREATE TABLE IF NOT EXISTS {table} ({columns})")
+            # stores made before per-trajectory values were kept (a trajectory-mean metric's values, for pairing)
+            con.execute("ALTER TABLE metrics ADD COLUMN IF NOT EXISTS per_traj DOUBLE[]")
             self._check_schema(con)
             con.execute(_LEADERBOARD_VIEW)
 
@@ -284,6 +286,7 @@ class ResultsStore:
     def _metric_row(cls, r: dict, run_id: str) -> tuple:
         row = cls._row(r, run_id, METRIC_COLUMNS, ("task", "split", "seed", "metric"), "metric")
         row["seed"], row["horizon"], row["value"] = int(row["seed"]), _opt_int(row["horizon"]), _opt_float(row["value"])
+        row["per_traj"] = None if row["per_traj"] is None else [float(x) for x in row["per_traj"]]
         return tuple(row[c] for c in METRIC_COLUMNS)
 
     @classmethod
@@ -363,7 +366,7 @@ class ResultsStore:
             ``{key: {"mean", "std", "n", "per_seed": {seed: value}}}`` where ``key`` is ``metric`` for the whole
             rollout (horizon NULL) and ``metric@horizon`` otherwise. ``std`` is the sample standard deviation
             (ddof=1) over the ``n`` seeds with a finite value, 0.0 when ``n < 2``; ``mean`` is None when ``n == 0``
-            (the metric does not apply). Same convention as :class:`ups.harness.stats.SeedStat`.
+            (the metric does not apply). Same convention as :class:`ups.metrics.seeds.SeedStat`.
         """
         per: dict[str, dict[int, float | None]] = {}
         for r in self._select(

@@ -1,0 +1,122 @@
+"""The verdict a reviewer reads: the headline per task (candidate against champion and every baseline) and the gates,
+as terminal lines and as Markdown for a pull request comment (``--ups-markdown FILE``; in CI also the job's step
+summary, ``$GITHUB_STEP_SUMMARY``).
+
+Every number comes from rows the run already stored; nothing here scores anything.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+
+from ups.metrics import format_metric_name
+
+TIME_UNIT = "s/rollout on this machine"
+
+
+@dataclass
+class Headline:
+    """Test-split nRMSE at the suite's longest horizon, mean over seeds, per task and model label."""
+
+    horizon: int | None = None
+    values: dict[str, dict[str, float]] = field(default_factory=dict)  # task -> label -> value
+    seeds: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    @property
+    def metric(self) -> str:
+        return format_metric_name("nrmse", self.horizon)
+
+    def add_rows(self, label: str, metric_rows: list[dict]) -> None:
+        """Take the run's ``nrmse@k`` test rows at the longest horizon it reports."""
+        rows = [r for r in metric_rows if r["split"] == "test" and r["metric"] == "nrmse" and r["horizon"] is not None]
+        if not rows:
+            return
+        k = max(r["horizon"] for r in rows)
+        self.horizon = k if self.horizon is None else max(self.horizon, k)
+        per_task: dict[str, list[float]] = {}
+        for r in rows:
+            if r["horizon"] == k and r["value"] is not None:
+                per_task.setdefault(r["task"], []).append(r["value"])
+        for task, vals in per_task.items():
+            self.values.setdefault(task, {})[label] = statistics.fmean(vals)
+            self.seeds.setdefault(task, {})[label] = len(vals)
+
+    def add_value(self, task: str, label: str, value: float | None, n: int) -> None:
+        if value is not None:
+            self.values.setdefault(task, {})[label] = value
+            self.seeds.setdefault(task, {})[label] = n
+
+    def table(self) -> tuple[list[str], list[list[str]]]:
+        """``(header, rows)``: task, each model's value (seeds), × below persistence, and the best baseline."""
+        order = ["candidate", "champion", "persistence"]
+        labels = order + sorted({lab for v in self.values.values() for lab in v} - set(order))
+        labels = [lab for lab in labels if any(lab in v for v in self.values.values())]
+        header = ["task", *labels, "× below persistence", "best baseline"]
+        rows = []
+        for task in sorted(self.values):
+            vals = self.values[task]
+            cells = [task]
+            for lab in labels:
+                cells.append(f"{vals[lab]:.4g} ({self.seeds[task][lab]})" if lab in vals else "—")
+            cand, floor = vals.get("candidate"), vals.get("persistence")
+            cells.append(f"{floor / cand:.2f}×" if cand and floor else "—")
+            baselines = {lab: v for lab, v in vals.items() if lab not in ("candidate", "champion")}
+            best = min(baselines, key=baselines.get) if baselines else None
+            beats = "" if best is None or cand is None else (" (candidate ahead)" if cand <= baselines[best] else "")
+            cells.append(f"{best} {baselines[best]:.4g}{beats}" if best else "—")
+            rows.append(cells)
+        return header, rows
+
+
+def _fmt(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.4g}"
+
+
+def gate_lines(gate_rows: list[dict]) -> list[list[str]]:
+    """One row per gate: task, set, metric, rule, candidate, champion, threshold, outcome, detail."""
+    ordered = sorted(gate_rows, key=lambda g: (g["task"], g["gate_set"] != "regression", g["metric"], g["rule"]))
+    return [
+        [g["task"], g["gate_set"], g["metric"], g["rule"], _fmt(g["candidate"]), _fmt(g["champion"]),
+         _fmt(g["threshold"]), g["outcome"], g.get("detail") or ""]
+        for g in ordered
+    ]  # fmt: skip
+
+
+def markdown(
+    *,
+    suite: str,
+    run_id: str,
+    judged_against: str,
+    headline: Headline,
+    gate_rows: list[dict],
+    notes: list[str],
+) -> str:
+    """The verdict as Markdown: outcome counts, the headline table, the gates (failures first), notes."""
+    counts: dict[str, int] = {}
+    for g in gate_rows:
+        counts[f"{g['gate_set']} {g['outcome']}"] = counts.get(f"{g['gate_set']} {g['outcome']}", 0) + 1
+    failed = counts.get("regression fail", 0)
+    status = "❌ regression gates failed" if failed else "✅ no regression gate failed"
+    out = [f"## UPS {suite} suite: {status}", ""]
+    out.append(f"Run `{run_id}`, judged against {judged_against}. Gate outcomes: "
+               + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) + ".")  # fmt: skip
+    out += ["", f"### Headline: test {headline.metric}, mean over seeds (seeds)", ""]
+    header, rows = headline.table()
+    out += _md_table(header, rows)
+    out += ["", f"### Gates (times in {TIME_UNIT})", ""]
+    lines = gate_lines(gate_rows)
+    lines.sort(key=lambda r: r[7] != "fail")
+    out += _md_table(["task", "set", "metric", "rule", "candidate", "champion", "threshold", "outcome", "why"], lines)
+    if notes:
+        out += ["", "### Notes", "", *(f"- {n}" for n in notes)]
+    return "\n".join(out) + "\n"
+
+
+def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    esc = lambda s: str(s).replace("|", "\\|").replace("\n", " ")  # noqa: E731
+    return [
+        "| " + " | ".join(esc(h) for h in header) + " |",
+        "|" + "---|" * len(header),
+        *("| " + " | ".join(esc(c) for c in row) + " |" for row in rows),
+    ]
