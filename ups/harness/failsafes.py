@@ -30,20 +30,10 @@ from ups.config.merge import get_path, set_path
 from ups.config.schema import ProjectionsConfig, UPSConfig
 from ups.inference import InferenceModel
 from ups.models.latent_operator import LatentOperator
+from ups.training.rundir import DERIVED_FROM_LATENT_DIM  # widths that default to latent.dim
 
 #: Trains a config with the suite's trainer (cached like the candidate) and loads the trained model.
 Retrain = Callable[[UPSConfig], InferenceModel]
-
-#: Widths that default to ``latent.dim`` (:meth:`UPSConfig._fill_derived`): halved with it where they equal it.
-DIM_FOLLOWERS = (
-    "operator.pdet.input_dim",
-    "operator.pdet.hidden_dim",
-    "diffusion.latent_dim",
-    "diffusion.hidden_dim",
-    "latent.decoder.hidden_dim",
-    "ttc.decoder.latent_dim",
-    "ttc.decoder.hidden_dim",
-)
 
 
 @dataclass(frozen=True)
@@ -112,7 +102,7 @@ def with_window(model: InferenceModel, group_size: int) -> InferenceModel:
 
 
 def halved_latent(cfg: UPSConfig) -> UPSConfig:
-    """``cfg`` with ``latent.dim`` halved, and each width of :data:`DIM_FOLLOWERS` that equals it halved with it.
+    """``cfg`` with ``latent.dim`` halved, and each width of ``DERIVED_FROM_LATENT_DIM`` that equals it halved too.
 
     Raises:
         ValueError: ``latent.dim`` is 1, or the narrower config is invalid (e.g. ``num_heads`` no longer divides a
@@ -122,7 +112,7 @@ def halved_latent(cfg: UPSConfig) -> UPSConfig:
     if dim < 2:
         raise ValueError(f"latent.dim {dim} cannot be halved")
     data = cfg.model_dump(mode="json")
-    for path in ("latent.dim", *DIM_FOLLOWERS):
+    for path in ("latent.dim", *DERIVED_FROM_LATENT_DIM):
         keys = path.split(".")
         if get_path(data, keys) == (True, dim):
             set_path(data, keys, dim // 2)
@@ -142,7 +132,8 @@ def _faster(model: InferenceModel) -> Remedy:
         change = f"operator.pdet.group_size {group} -> {wider}"
         return Remedy("wider_window", change, lambda _: with_window(model, wider))
     dim = model.config.latent.dim
-    followers = [p for p in DIM_FOLLOWERS if get_path(model.config.model_dump(mode="json"), p.split("."))[1] == dim]
+    dumped = model.config.model_dump(mode="json")
+    followers = [p for p in DERIVED_FROM_LATENT_DIM if get_path(dumped, p.split("."))[1] == dim]
     with_them = f" with {', '.join(followers)}" if followers else ""
     change = f"latent.dim {dim} -> {dim // 2}{with_them} (retrained: the window already spans all {tokens} tokens)"
     return Remedy("smaller_latent", change, lambda retrain: retrain(halved_latent(model.config)))

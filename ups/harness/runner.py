@@ -221,15 +221,7 @@ class SuiteRunner:
             budget = json.loads((candidate / "metrics.json").read_text())["wall_clock_s"]
         base = self.task_config(name, task, seed)
         cfg = base if budget is None else self.task_config(name, task, seed, budget)
-        key = canonical_hash(  # the budget is left out: it follows from the candidate's run, itself keyed
-            {
-                "config": config_hash(base),
-                "code": code_hash(),
-                "data": store.content_sha256,
-                "seed": seed,
-                "device": self.device.type,
-            }
-        )
+        key = self._train_key(base, store, seed)  # the budget is left out: it follows from the candidate's run
         run_dir = self.cache_dir / "runs" / f"{name}-{task}-s{seed}-{key[:16]}"
         run_dir.parent.mkdir(parents=True, exist_ok=True)
         with _locked(str(run_dir) + ".lock", wait) as held:
@@ -247,6 +239,18 @@ class SuiteRunner:
         if aborted:
             raise CandidateFailed(f"{name} on {task} (seed {seed}): training aborted: {aborted}")
         return run_dir
+
+    def _train_key(self, cfg: UPSConfig, store: DatasetStore, seed: int) -> str:
+        """What a trained run depends on: its resolved config, the code, the data, the seed and the device type."""
+        return canonical_hash(
+            {
+                "config": config_hash(cfg),
+                "code": code_hash(),
+                "data": store.content_sha256,
+                "seed": seed,
+                "device": self.device.type,
+            }
+        )
 
     def build(self, name: str, task: str, seed: int) -> Surrogate:
         """Model ``name`` ready to roll out: trained and reloaded from its run, or built untrained (persistence)."""
@@ -488,15 +492,7 @@ class SuiteRunner:
 
         def retrain(cfg: UPSConfig) -> InferenceModel:
             seed = cfg.run.seed
-            key = canonical_hash(
-                {
-                    "config": config_hash(cfg),
-                    "code": code_hash(),
-                    "data": store.content_sha256,
-                    "seed": seed,
-                    "device": self.device.type,
-                }
-            )
+            key = self._train_key(cfg, store, seed)
             run_dir = self.cache_dir / "runs" / f"candidate-failsafe-{task}-s{seed}-{key[:16]}"
             run_dir.parent.mkdir(parents=True, exist_ok=True)
             with _locked(str(run_dir) + ".lock", wait=True):
