@@ -6,6 +6,9 @@ persistence baseline is scored on the same inputs and targets. Writes ``<prefix>
 metric row), ``<prefix>.csv`` (the rows) and ``<prefix>.html`` (an offline report with rollout panels, energy
 spectra, correlation against time and a calibration diagram). Optionally ingests the model's rows into the results
 store (``--leaderboard-run-id``) and logs the scoreboard to Weights & Biases, offline (``--wandb``).
+
+Progress goes to stderr, one line as each rollout starts (split and seed, elapsed, an ETA from the rollouts done),
+when stderr is a terminal or with ``--progress``.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import importlib
 import json
 import math
 import os
+import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -46,6 +50,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--splits", help="comma-separated splits to score (default: eval.splits)")
     p.add_argument("--seeds", help="comma-separated sampling seeds, e.g. 0,1,2 (default: run.seed)")
     p.add_argument("--device", default="cpu")
+    p.add_argument(
+        "--progress", action=argparse.BooleanOptionalAction, default=None,
+        help="a line on stderr per rollout with an ETA (default: when stderr is a terminal)",
+    )  # fmt: skip
     p.add_argument("--timing-repeats", type=int, default=5, help="timed rollouts per score (median; default 5)")
     p.add_argument("--leaderboard-run-id", help="also ingest the model's scores into the results store under this id")
     p.add_argument("--leaderboard-label", help="the model's label in the rows, report and leaderboard")
@@ -139,6 +147,35 @@ def _build_model(args: argparse.Namespace, cfg: Any, store: Any) -> tuple[Any, s
     return model, name
 
 
+def _seconds(s: float) -> str:
+    minutes, seconds = divmod(round(s), 60)
+    return f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"
+
+
+class _Progress:
+    """One stderr line as each of ``total`` rollouts starts: which, the time so far and an ETA from those done."""
+
+    def __init__(self, total: int, enabled: bool):
+        self.total, self.enabled, self.done = total, enabled, 0
+        self.t0 = time.perf_counter()
+
+    def start(self, what: str) -> None:
+        if not self.enabled:
+            return
+        elapsed = time.perf_counter() - self.t0
+        eta = f", ETA ~{_seconds(elapsed / self.done * (self.total - self.done))}" if self.done else ""
+        line = f"ups evaluate: {what} ({self.done + 1}/{self.total}), {_seconds(elapsed)} elapsed{eta}"
+        print(line, file=sys.stderr, flush=True)
+
+    def finish(self) -> None:
+        self.done += 1
+
+    def close(self) -> None:
+        if self.enabled:
+            elapsed = _seconds(time.perf_counter() - self.t0)
+            print(f"ups evaluate: {self.done} rollout(s) scored in {elapsed}", file=sys.stderr, flush=True)
+
+
 def _rows(label: str, result: Any) -> list[dict]:
     return [
         {"model": label, "task": result.task, "split": result.split, "seed": result.seed, "metric": v.metric,
@@ -153,7 +190,15 @@ def _for_seed(rows: list[dict], seed: int) -> list[dict]:
 
 
 def _score_split(
-    model: Any, label: str, baseline: Any, store: Any, split: str, seeds: list[int], cfg: Any, score: dict
+    model: Any,
+    label: str,
+    baseline: Any,
+    store: Any,
+    split: str,
+    seeds: list[int],
+    cfg: Any,
+    score: dict,
+    progress: _Progress | None = None,
 ) -> tuple[list[dict], Any]:
     """Metric rows of the model (every seed) and of persistence on one split, and the report curves (first seed).
 
@@ -168,11 +213,14 @@ def _score_split(
 
     corrector = getattr(model, "corrector", None)
     steps = cfg.eval.steps_for(cfg.data.size)
+    progress = progress or _Progress(1, enabled=False)
     rows: list[dict] = []
     for seed in seeds:
         if corrector is None and rows:
             rows += _for_seed([r for r in rows if r["seed"] == seeds[0]], seed)
             continue
+        shown = f"seed {seed}" if corrector is not None or len(seeds) == 1 else f"seeds {','.join(map(str, seeds))}"
+        progress.start(f"{label} on {split}, {shown}")
         torch.manual_seed(seed)
         pred, target = rollout_split(model, store, split, steps)
         draw = ensemble_sampler(model, cfg.eval.ensemble_size, seed)
@@ -180,6 +228,7 @@ def _score_split(
         rows += _rows(label, score_split(model, store, split, pred, target, samples=samples, seed=seed, **score))
         if seed == seeds[0]:
             first = (pred, target, samples)
+        progress.finish()
     pred, target, samples = first
     base_pred = pred
     if baseline is not None:
@@ -233,10 +282,13 @@ def run_evaluate(args: argparse.Namespace) -> int:
         "horizons": cfg.eval.horizons_for(cfg.data.size), "device": device, "timing_repeats": args.timing_repeats,
     }  # fmt: skip
     rows, curves = [], []
+    rollouts = len(splits) * (len(seeds) if getattr(model, "corrector", None) is not None else 1)
+    progress = _Progress(rollouts, sys.stderr.isatty() if args.progress is None else args.progress)
     for split in splits:
-        split_rows, curve = _score_split(model, label, baseline, store, split, seeds, cfg, score)
+        split_rows, curve = _score_split(model, label, baseline, store, split, seeds, cfg, score, progress)
         rows += split_rows
         curves.append(curve)
+    progress.close()
 
     git = git_info()
     run = {

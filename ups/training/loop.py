@@ -42,7 +42,7 @@ from ups.training.guards import (
     should_early_stop,
 )
 from ups.training.optim import EMA, build_optimizer, build_scheduler
-from ups.training.sinks import Progress, Sinks
+from ups.training.sinks import Progress, ProgressCallback, Sinks
 
 
 @dataclass
@@ -79,7 +79,9 @@ class LoopContext:
     baseline: Baseline | None = None
     batch_tokens: int | None = None  # global tokens per step for LR scaling (None: no scaling)
     global_offset: int = 0
-    progress: bool = True
+    progress: bool = True  # a tqdm bar / periodic lines on stderr
+    on_progress: ProgressCallback | None = None  # gets every ProgressEvent (rank 0)
+    position: tuple[int, int] = (0, 1)  # (index of this stage among the stages of the call, their number)
 
 
 @dataclass
@@ -147,7 +149,11 @@ def run_stage(plan: StagePlan, ctx: LoopContext, resume: dict[str, Any] | None =
         plan.on_step(start - 1)  # re-apply curriculum state (e.g. frozen layers) before the optimizer resumes
     wrapped = make_wrapped()
     t_start = time.perf_counter() - elapsed
-    progress = Progress(plan.name, plan.total_steps, start, enabled=ctx.progress and dist.is_main)
+    progress = Progress(
+        plan.name, plan.total_steps, start, enabled=ctx.progress and dist.is_main,
+        callback=ctx.on_progress if dist.is_main else None, position=ctx.position,
+        time_budget_s=plan.time_budget_s, elapsed_s=elapsed,
+    )  # fmt: skip
     done, out_of_time = start, False
     try:
         for step in range(start, plan.total_steps):
@@ -210,7 +216,7 @@ def run_stage(plan: StagePlan, ctx: LoopContext, resume: dict[str, Any] | None =
                         guard.history.append(metrics["val_nrmse"])
                 if dist.is_main:
                     ctx.sinks.log(row)
-                progress.update(done, {k: row[k] for k in ("loss", "val_nrmse") if k in row})
+                progress.update(done, {k: row[k] for k in ("loss", "val_nrmse") if k in row}, loss=values["loss"])
                 if check_early:
                     guard.early_stop_checked = True
                     stop, verdict = should_early_stop(guard, ctx.baseline)
@@ -218,6 +224,8 @@ def run_stage(plan: StagePlan, ctx: LoopContext, resume: dict[str, Any] | None =
                     if stop:
                         guard.outcome = "early_stop"
                         break
+            else:
+                progress.update(done, loss=values["loss"])
             if done % save_every == 0 or done == plan.total_steps or out_of_time:
                 ctx.save(loop_state(done), optimizer, ema.state_dict())
             if out_of_time:

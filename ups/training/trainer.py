@@ -38,7 +38,7 @@ from ups.training.guards import Baseline, TrainingAborted
 from ups.training.loop import LoopContext, StageOutcome, run_stage
 from ups.training.notes import run_notes
 from ups.training.rundir import STAGES, RunDir, run_id
-from ups.training.sinks import Sinks
+from ups.training.sinks import ProgressCallback, ProgressEvent, Sinks
 from ups.training.state import STAGE_MODULE, RunState, load_run_state, save_run_checkpoint
 from ups.training.validation import ValProxy
 
@@ -128,7 +128,7 @@ def train(
     device: str | torch.device | None = None,
     data_path: str | Path | None = None,
     cache_dir: str | Path = ".ups_cache",
-    progress: bool = True,
+    progress: bool | ProgressCallback = True,
 ) -> TrainResult:
     """Train a config's stages and return where the run lives.
 
@@ -143,7 +143,9 @@ def train(
             ``cuda:LOCAL_RANK`` on CUDA.
         data_path: a dataset store; default the cached built-in dataset of ``data.task/size/seed``.
         cache_dir: cache of generated datasets.
-        progress: show a progress bar / periodic lines on stderr.
+        progress: ``True``: a progress bar / periodic lines on stderr; ``False``: nothing; a callable: no bar, the
+            callable gets a :class:`~ups.training.sinks.ProgressEvent` at each stage's start and end, after every
+            step, and once at the end of the call (rank 0 only).
 
     Raises:
         UserInputError: bad config, data, stage or checkpoint (one line).
@@ -172,21 +174,33 @@ def train(
 
     sinks = Sinks(run, cfg.logging, run_id=run.root.name, config=cfg.model_dump(mode="json"), enabled=dist.is_main)
     deterministic = torch.are_deterministic_algorithms_enabled()
+    callback = progress if callable(progress) and dist.is_main else None
+    show = bool(progress) and not callable(progress)  # the bar / lines, else the callback alone
+
+    def report_end(outcome: str) -> None:
+        if callback is not None:
+            callback(ProgressEvent("run_end", elapsed_s=time.perf_counter() - t0, outcome=outcome))
+
     t0 = time.perf_counter()
     try:
         if dev.type == "cpu":
             torch.use_deterministic_algorithms(True)
         seed_everything(cfg.run.seed)
-        trainer = _Trainer(cfg, store, dev, dist, run, state, sinks, progress)
+        trainer = _Trainer(cfg, store, dev, dist, run, state, sinks, show, callback)
         trainer.run_stages(to_run)
     except TrainingAborted as err:
         if dist.is_main:
             trainer.finish(time.perf_counter() - t0, aborted=str(err))
+        report_end("aborted")
+        raise
+    except BaseException:
+        report_end("failed")
         raise
     finally:
         sinks.close()
         torch.use_deterministic_algorithms(deterministic)
     metrics = trainer.finish(time.perf_counter() - t0) if dist.is_main else trainer.summary(time.perf_counter() - t0)
+    report_end(metrics["guard"])
     barrier(dist)
     return TrainResult(run.root, run.final, metrics)
 
@@ -216,9 +230,11 @@ class _Trainer:
         state: RunState,
         sinks: Sinks,
         progress: bool,
+        on_progress: ProgressCallback | None = None,
     ):
         self.cfg, self.store, self.dev, self.dist, self.run = cfg, store, dev, dist, run
-        self.state, self.sinks, self.progress = state, sinks, progress
+        self.state, self.sinks, self.progress, self.on_progress = state, sinks, progress, on_progress
+        self.to_run: list[str] = []
         stride = cfg.training.time_stride
         steady = store.spec.steady
         sampler_args = {"time_stride": stride, "temperature": cfg.training.sampling_temperature, "seed": cfg.run.seed}
@@ -267,6 +283,7 @@ class _Trainer:
     # --- stages -----------------------------------------------------------------------------------------------------
 
     def run_stages(self, to_run: list[str]) -> None:
+        self.to_run = to_run
         for name in to_run:
             if name in self.state.completed:
                 continue
@@ -329,6 +346,8 @@ class _Trainer:
             batch_tokens=self.batch_tokens,
             global_offset=self.global_step,
             progress=self.progress,
+            on_progress=self.on_progress,
+            position=(self.to_run.index(name), len(self.to_run)) if name in self.to_run else (0, 1),
         )
         outcome: StageOutcome = run_stage(plan, ctx, state.resume)
         state.eval_weights[STAGE_MODULE[name]] = outcome.eval_weights
