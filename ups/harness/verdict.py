@@ -99,8 +99,8 @@ def markdown(
     failed = counts.get("regression fail", 0)
     status = "❌ regression gates failed" if failed else "✅ no regression gate failed"
     out = [f"## UPS {suite} suite: {status}", ""]
-    out.append(f"Run `{run_id}`, judged against {judged_against}. Gate outcomes: "
-               + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) + ".")  # fmt: skip
+    outcomes = ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "none decided (no champion yet)"
+    out.append(f"Run `{run_id}`, judged against {judged_against}. Gate outcomes: {outcomes}.")
     out += ["", f"### Headline: test {headline.metric}, mean over seeds (seeds)", ""]
     header, rows = headline.table()
     out += _md_table(header, rows)
