@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from ups.errors import UserInputError
+from ups.harness.progress import SuiteProgress
 from ups.harness.runner import SuiteRunner
 from ups.harness.session import (
     RunInfo,
@@ -48,6 +49,7 @@ class Controller:
         self.outputs: dict[str, Path] = {}
         self.headline = Headline()
         self.judged_against = "the working tree's champions (no --ups-champion-ref)"
+        self.progress = SuiteProgress(config, self.reports_dir / ".progress" / self.stamp, self.worker_id)
 
     def runner(self, marker: str) -> SuiteRunner:
         if marker not in self._runners:
@@ -64,7 +66,9 @@ class Controller:
                 seeds=seeds,
                 device=opt("--ups-device"),
                 champion_ref=opt("--ups-champion-ref"),
+                progress=self.progress.reporter,
             )
+            self.progress.watch(runner)
             config_hash = runner.config_hash
             run_id = f"{suite.suite}-{config_hash[:10]}-{commit[:8]}-{self.stamp}"
             runner.run_id = run_id
@@ -88,6 +92,7 @@ class Controller:
     # ---- end of run (controlling process only) -------------------------------------------------------------------
 
     def finish(self) -> int:
+        self.progress.close()
         if self.is_worker:
             return 0
         shard_dirs = sorted((self.reports_dir / ".shards").glob(f"*-{self.stamp}"))

@@ -113,6 +113,7 @@ class SuiteRunner:
         champion_ref: str | None = None,
         record: Callable[[str, dict], None] = lambda table, row: None,
         run_id: str = "adhoc",
+        progress: Callable[[str, str, int], Callable | bool] = lambda name, task, seed: False,
     ):
         self.suite = suite
         self.root = root
@@ -124,6 +125,7 @@ class SuiteRunner:
         self.source = Source(root, champion_ref)  # where the suite's gate file, champions and checkpoints come from
         self.record = record
         self.run_id = run_id
+        self.progress = progress  # (model, task, seed) -> train(progress=...) of that run (ups.harness.progress)
         self.sinks: dict[str, tuple[str, Callable[[str, dict], None]]] = {}  # baseline -> (run_id, record)
         self._datasets: dict[str, DatasetStore] = {}
         self._evaluations: dict[tuple[str, str], TaskEvaluation] = {}
@@ -232,7 +234,8 @@ class SuiteRunner:
                 aborted = json.loads(done.read_text()).get("aborted")
             else:
                 try:
-                    train(cfg, run_dir=run_dir, device=self.device, data_path=store.path, progress=False)
+                    progress = self.progress(name, task, seed)
+                    train(cfg, run_dir=run_dir, device=self.device, data_path=store.path, progress=progress)
                     aborted = None
                 except TrainingAborted as err:
                     aborted = str(err)
