@@ -5,6 +5,11 @@ on the integrating-factor form v = exp(ν κ² t) û (Trefethen, *Spectral Metho
 viscous term is integrated exactly and only the advective term limits the step. The mean mode (κ = 0) is untouched
 by both terms, so mass ∫u dx is conserved to round-off.
 
+Resolution: each trajectory runs on the coarsest grid n_x · oversample · 2^m that puts ``front_points`` nodes across
+its thinnest possible viscous front. A Burgers shock of jump Δu has the profile -Δu/2 · tanh(Δu x / 4ν) (Whitham,
+*Linear and Nonlinear Waves*, 1974, ch. 4), width 4ν/Δu, and by the maximum principle no jump ever exceeds the initial
+range max u0 − min u0, so ν and u0 alone fix the grid for the whole horizon.
+
 Data: PDEBench-style initial conditions (Takamoto et al., NeurIPS 2022 Datasets & Benchmarks), a sum of a few sine
 modes with integer wavenumbers (so they are periodic on [0, 1)), random amplitudes and phases; ν varies per
 trajectory and is stored as the parameter ``nu``. See docs/data_format.md.
@@ -13,6 +18,7 @@ trajectory and is stored as the parameter ``nu``. See docs/data_format.md.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -22,10 +28,12 @@ from ups.data.solvers import TASKS
 from ups.data.spec import ConservedQuantity, TaskSpec
 from ups.data.splits import SplitData, lookup_size
 
-_BATCH = 256  # trajectories solved together; one batch of [256, 201, 1024] float64 frames is ~0.4 GB
+_BATCH = 256  # trajectories solved together; one batch of [256, 201, 1024] float64 stored frames is ~0.4 GB
 
 
-def solve_burgers(u0: np.ndarray, nu: float | np.ndarray, t_out: np.ndarray, *, cfl: float = 0.5) -> np.ndarray:
+def solve_burgers(
+    u0: np.ndarray, nu: float | np.ndarray, t_out: np.ndarray, *, cfl: float = 0.5, stride: int = 1
+) -> np.ndarray:
     """Integrate viscous Burgers from ``u0`` at t = 0 and return the solution at the times ``t_out``.
 
     Args:
@@ -34,9 +42,11 @@ def solve_burgers(u0: np.ndarray, nu: float | np.ndarray, t_out: np.ndarray, *, 
         t_out: ``[T]`` non-decreasing output times ≥ 0 (t = 0 returns ``u0`` after dealiasing).
         cfl: advective Courant number h · max|u| / Δx of the internal steps. The viscous part is exact, so this is
             the only step limit; by the maximum principle max|u| never grows, so the first frame's bound holds.
+        stride: return every ``stride``-th node only (``N`` must be a multiple), so a fine solver grid costs no
+            more output memory than the stored one.
 
     Returns:
-        float64 ``[B, T, N]`` (``[T, N]`` for 1D ``u0``).
+        float64 ``[B, T, N // stride]`` (``[T, N // stride]`` for 1D ``u0``).
     """
     u0 = np.asarray(u0, dtype=np.float64)
     squeeze = u0.ndim == 1
@@ -46,6 +56,8 @@ def solve_burgers(u0: np.ndarray, nu: float | np.ndarray, t_out: np.ndarray, *, 
     t_out = np.asarray(t_out, dtype=np.float64)
     if t_out.ndim != 1 or (t_out.size and (t_out[0] < 0 or np.any(np.diff(t_out) < 0))):
         raise ValueError("t_out must be a 1D non-decreasing array of times >= 0")
+    if n % stride:
+        raise ValueError(f"stride {stride} does not divide the {n} grid points")
 
     k = sfft.rfftfreq(n, d=1.0 / n)  # [K] integer wavenumbers 0..n/2
     kappa = 2.0 * np.pi * k
@@ -59,7 +71,7 @@ def solve_burgers(u0: np.ndarray, nu: float | np.ndarray, t_out: np.ndarray, *, 
         return scale * sfft.rfft(u * u, axis=-1)
 
     u_hat = sfft.rfft(u0, axis=-1) * keep  # [B, K]
-    out = np.empty((n_traj, t_out.size, n), dtype=np.float64)
+    out = np.empty((n_traj, t_out.size, n // stride), dtype=np.float64)
     t_now = 0.0
     dx = 1.0 / n
     for i, t_target in enumerate(t_out):
@@ -74,7 +86,7 @@ def solve_burgers(u0: np.ndarray, nu: float | np.ndarray, t_out: np.ndarray, *, 
             for _ in range(n_sub):
                 u_hat = _ifrk4_step(u_hat, e_half, e_full, scale, nonlinear)
             t_now = float(t_target)
-        out[:, i] = sfft.irfft(u_hat, n=n, axis=-1)
+        out[:, i] = sfft.irfft(u_hat, n=n, axis=-1)[:, ::stride]
     return out[0] if squeeze else out
 
 
@@ -87,22 +99,69 @@ def _ifrk4_step(u_hat, e_half, e_full, scale, nonlinear):
     return e_full * (u_hat + a / 6.0) + e_half * ((b + c) / 3.0) + d / 6.0
 
 
-def sine_initial_conditions(
-    rng: np.random.Generator, n_traj: int, x: np.ndarray, *, n_modes: int, k_max: int, amp_max: float
-) -> np.ndarray:
-    """PDEBench-style random initial conditions u0(x) = Σ_i A_i sin(2π k_i x + φ_i).
+@dataclass(frozen=True, eq=False)
+class SineInitialConditions:
+    """PDEBench-style initial conditions u0(x) = c + Σ_i A_i sin(2π k_i x + φ_i), kept as parameters.
 
-    k_i ~ U{1..k_max} (integers, so u0 is periodic on [0, 1) with zero mean), A_i ~ U(0, amp_max), φ_i ~ U(0, 2π),
-    drawn in one call each so the result depends only on ``rng``'s state and ``n_traj``.
+    Kept symbolic rather than sampled so that each trajectory can be evaluated on whichever solver grid it needs.
+
+    Attributes:
+        k: int ``[B, M]`` wavenumbers (integers, so u0 is periodic on [0, 1)).
+        amp: ``[B, M]`` amplitudes A_i.
+        phase: ``[B, M]`` phases φ_i.
+        offset: ``[B]`` means c.
+    """
+
+    k: np.ndarray
+    amp: np.ndarray
+    phase: np.ndarray
+    offset: np.ndarray
+
+    @classmethod
+    def draw(
+        cls, rng: np.random.Generator, n_traj: int, *, n_modes: int, k_max: int, amp_max: float
+    ) -> SineInitialConditions:
+        """Zero-mean modes k_i ~ U{1..k_max}, A_i ~ U(0, amp_max), φ_i ~ U(0, 2π), one ``rng`` call per array.
+
+        The means are left at 0 and set by :meth:`with_offset`, so a caller can draw other quantities in between.
+        """
+        k = rng.integers(1, k_max + 1, size=(n_traj, n_modes))
+        amp = rng.uniform(0.0, amp_max, size=(n_traj, n_modes))
+        phase = rng.uniform(0.0, 2.0 * np.pi, size=(n_traj, n_modes))
+        return cls(k, amp, phase, np.zeros(n_traj))
+
+    def with_offset(self, offset: np.ndarray) -> SineInitialConditions:
+        return SineInitialConditions(self.k, self.amp, self.phase, np.asarray(offset, dtype=np.float64))
+
+    def __len__(self) -> int:
+        return len(self.offset)
+
+    def __getitem__(self, idx) -> SineInitialConditions:
+        return SineInitialConditions(self.k[idx], self.amp[idx], self.phase[idx], self.offset[idx])
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """Values at the points ``x`` ``[N]``; returns float64 ``[B, N]``."""
+        arg = 2.0 * np.pi * self.k[:, :, None] * x[None, None, :] + self.phase[:, :, None]  # [b, mode, x]
+        return self.offset[:, None] + np.einsum("bm,bmx->bx", self.amp, np.sin(arg))
+
+
+def front_resolving_grid(n_min: int, nu: np.ndarray, u_range: np.ndarray, front_points: float) -> np.ndarray:
+    """Solver grid size per trajectory: the smallest ``n_min · 2^m`` (m ≥ 0) with ``front_points`` nodes across 4ν/Δu.
+
+    Args:
+        n_min: coarsest allowed grid.
+        nu: ``[B]`` viscosities.
+        u_range: ``[B]`` initial ranges Δu = max u0 − min u0, an upper bound on every later jump.
+        front_points: nodes required across the front width 4ν/Δu.
 
     Returns:
-        float64 ``[n_traj, len(x)]``.
+        int64 ``[B]`` grid sizes; powers-of-two multiples of ``n_min``, so trajectories share few distinct grids.
     """
-    k = rng.integers(1, k_max + 1, size=(n_traj, n_modes))
-    amp = rng.uniform(0.0, amp_max, size=(n_traj, n_modes))
-    phase = rng.uniform(0.0, 2.0 * np.pi, size=(n_traj, n_modes))
-    arg = 2.0 * np.pi * k[:, :, None] * x[None, None, :] + phase[:, :, None]  # [b, mode, x]
-    return np.einsum("bm,bmx->bx", amp, np.sin(arg))
+    need = front_points * np.asarray(u_range, dtype=np.float64) / (4.0 * np.asarray(nu, dtype=np.float64))
+    grid = np.full(need.shape, n_min, dtype=np.int64)
+    while np.any(grid < need):
+        grid = np.where(grid < need, 2 * grid, grid)
+    return grid
 
 
 @dataclass(frozen=True)
@@ -111,19 +170,23 @@ class Burgers1DSize:
 
     Attributes:
         n_x: stored grid points (nodes j / n_x).
-        oversample: the solver runs on ``n_x * oversample`` points and stores every ``oversample``-th node, so the
-            thinnest fronts (width ~ 4ν / Δu) stay resolved even when the stored grid is coarse.
+        oversample: the coarsest solver grid is ``n_x * oversample`` points; every solver grid is a multiple of n_x
+            and the stored frames are its values at the nodes j / n_x.
         n_frames: stored frames, t = 0, dt, ..., (n_frames - 1) dt (frame 0 is the initial condition).
         dt: time between stored frames.
         counts: trajectories per split.
         nu_train: ν values of train/val/test, drawn uniformly per trajectory.
         nu_ood: ν values of ``ood_regime``, outside [min(nu_train), max(nu_train)].
-        n_modes, k_max, amp_max: initial-condition distribution (see :func:`sine_initial_conditions`).
+        n_modes, k_max, amp_max: initial-condition modes (see :meth:`SineInitialConditions.draw`).
         mean_range: each initial condition gets a uniform offset ±U(mean_range) (random sign). Without it every
             field is zero-mean and decays towards u ≡ 0 within the horizon at the larger ν, where nRMSE's
             denominator √mean y² vanishes and the score is meaningless; with it the mass ∫u is non-zero, so the
             conservation gap measures a real quantity instead of round-off.
         cfl: advective Courant number of the internal steps.
+        front_points: solver nodes required across the thinnest possible front 4ν/Δu (see
+            :func:`front_resolving_grid`). For u0 = sin 2πkx (k = 1, 2, 4) the stored frames' worst error, always
+            near shock formation, is 3e-4 at 1.9 nodes, 3e-5 at 2.6 and 4e-7 at 3.8 (relative L2 against a 4096-point
+            solve); 3.5 keeps a doubled grid within ~1e-6 of the chosen one.
     """
 
     n_x: int
@@ -138,6 +201,15 @@ class Burgers1DSize:
     amp_max: float = 0.5
     mean_range: tuple[float, float] = (0.2, 0.6)
     cfl: float = 0.5
+    front_points: float = 3.5
+
+
+def _grid_batches(grid: np.ndarray, batch: int) -> Iterator[np.ndarray]:
+    """Indices of trajectories sharing a solver grid, coarsest grid first, at most ``batch`` at a time."""
+    for n in np.unique(grid):
+        idx = np.flatnonzero(grid == n)
+        for lo in range(0, len(idx), batch):
+            yield idx[lo : lo + batch]
 
 
 @TASKS.register("burgers1d")
@@ -146,11 +218,13 @@ class Burgers1D:
 
     solver = "burgers1d/pseudospectral-ifrk4"
     sizes: dict[str, Burgers1DSize] = {
-        # Generates in about a second on one core; t ∈ [0, 2] like PDEBench.
+        # Generates in about two seconds on one core; t ∈ [0, 2] like PDEBench. Solver grids 512 (every
+        # trajectory with ν ≥ 0.005) or 1024 (ood_regime trajectories whose range Δu exceeds 1.46).
         "small": Burgers1DSize(
             n_x=256, oversample=2, n_frames=41, dt=0.05, counts={"train": 48, "val": 8, "test": 16, "ood_regime": 16}
         ),
-        # PDEBench 1D Burgers resolution and horizon (1024 points, 201 frames over t ∈ [0, 2]).
+        # PDEBench 1D Burgers resolution and horizon (1024 points, 201 frames over t ∈ [0, 2]). Every trajectory
+        # solves on 1024 points: Δu ≤ 2 and ν ≥ 0.0025 give ≥ 5.1 nodes across a front.
         "full": Burgers1DSize(
             n_x=1024,
             oversample=1,
@@ -180,18 +254,57 @@ class Burgers1D:
 
     @classmethod
     def solver_config(cls, size: str | Burgers1DSize) -> dict:
+        """The size's fields plus ``n_internal``, the coarsest solver grid (each trajectory may refine it)."""
         cfg = asdict(cls.size(size))
         cfg["n_internal"] = cfg["n_x"] * cfg["oversample"]
         return cfg
 
     @classmethod
+    def solve(
+        cls,
+        size: str | Burgers1DSize,
+        u0: SineInitialConditions,
+        nu: np.ndarray,
+        *,
+        refine: int = 1,
+        dtype: type[np.floating] = np.float64,
+    ) -> np.ndarray:
+        """Solve every trajectory on its front-resolving grid and return the stored frames.
+
+        Each trajectory's grid is :func:`front_resolving_grid` of its ν and initial range (measured on the coarsest
+        grid's nodes); ``refine`` multiplies every grid, to check that the chosen one is converged.
+
+        Args:
+            size: the size whose n_x, oversample, n_frames, dt, cfl and front_points apply.
+            u0: ``B`` initial conditions.
+            nu: ``[B]`` viscosities.
+            refine: factor applied to every solver grid (1 for the data).
+            dtype: of the returned frames (the solver works in float64 either way).
+
+        Returns:
+            ``dtype`` ``[B, n_frames, n_x]``, the solution at the nodes j / n_x.
+        """
+        cfg = cls.size(size)
+        nu = np.broadcast_to(np.asarray(nu, dtype=np.float64), (len(u0),))
+        n_min = cfg.n_x * cfg.oversample
+        u_min_grid = u0(np.arange(n_min) / n_min)  # [B, n_min]
+        grid = refine * front_resolving_grid(n_min, nu, np.ptp(u_min_grid, axis=1), cfg.front_points)
+        t_out = np.arange(cfg.n_frames) * cfg.dt
+        out = np.empty((len(u0), cfg.n_frames, cfg.n_x), dtype=dtype)  # [traj, time, n_x]
+        # Batches bound the working memory of the full size: the output is on the stored grid whatever the solver's.
+        for idx in _grid_batches(grid, _BATCH):
+            n = int(grid[idx[0]])
+            out[idx] = solve_burgers(u0[idx](np.arange(n) / n), nu[idx], t_out, cfl=cfg.cfl, stride=n // cfg.n_x)
+        return out
+
+    @classmethod
     def generate(cls, size: str | Burgers1DSize, seed: int) -> dict[str, SplitData]:
         """Generate every split of the dataset, frozen by ``seed``.
 
-        One ``np.random.default_rng(seed)`` stream draws, in order, the initial conditions of all trajectories and
-        then their ν; trajectory ``i`` of that stream gets global id ``i`` and splits take consecutive id blocks
-        (train, val, test, ood_regime), so they are disjoint by construction. Trajectories are solved in batches of
-        vectorised FFTs.
+        One ``np.random.default_rng(seed)`` stream draws, in order, the initial-condition modes of all trajectories,
+        their ν, then their mean offsets; trajectory ``i`` of that stream gets global id ``i`` and splits take
+        consecutive id blocks (train, val, test, ood_regime), so they are disjoint by construction. Trajectories are
+        solved by :meth:`solve`, in batches of vectorised FFTs that share a solver grid.
 
         Returns:
             split → :class:`SplitData` with ``fields["u"]`` float32 ``[traj, n_frames, n_x]``, ``params`` float32
@@ -201,25 +314,18 @@ class Burgers1D:
         names = list(cfg.counts)
         counts = [cfg.counts[s] for s in names]
         n_total = sum(counts)
-        n_int = cfg.n_x * cfg.oversample
-        x_int = np.arange(n_int) / n_int
 
         rng = np.random.default_rng(seed)
-        u0 = sine_initial_conditions(rng, n_total, x_int, n_modes=cfg.n_modes, k_max=cfg.k_max, amp_max=cfg.amp_max)
+        u0 = SineInitialConditions.draw(rng, n_total, n_modes=cfg.n_modes, k_max=cfg.k_max, amp_max=cfg.amp_max)
         nu = np.empty(n_total)
         start = 0
         for name, count in zip(names, counts, strict=True):
             choices = cfg.nu_ood if name.startswith("ood_") else cfg.nu_train
             nu[start : start + count] = rng.choice(np.asarray(choices, dtype=np.float64), size=count)
             start += count
-        offset = rng.choice([-1.0, 1.0], size=n_total) * rng.uniform(*cfg.mean_range, size=n_total)
-        u0 = u0 + offset[:, None]
+        u0 = u0.with_offset(rng.choice([-1.0, 1.0], size=n_total) * rng.uniform(*cfg.mean_range, size=n_total))
 
-        t_out = np.arange(cfg.n_frames) * cfg.dt
-        u = np.empty((n_total, cfg.n_frames, cfg.n_x), dtype=np.float32)  # [traj, time, n_x]
-        for lo in range(0, n_total, _BATCH):  # batches bound the float64 working memory of the full size
-            sl = slice(lo, lo + _BATCH)
-            u[sl] = solve_burgers(u0[sl], nu[sl], t_out, cfl=cfg.cfl)[:, :, :: cfg.oversample]
+        u = cls.solve(cfg, u0, nu, dtype=np.float32)  # [traj, time, n_x]
 
         splits: dict[str, SplitData] = {}
         start = 0
