@@ -39,7 +39,6 @@ from ups.harness.champions import Champion, load_champion, verified_checkpoint
 from ups.harness.gates import Gate, GateFile, GateResult, check_gates_against, evaluate_gate, load_gate_file
 from ups.harness.sources import Source
 from ups.harness.suite import ModelEntry, SuiteConfig
-from ups.metrics import format_metric_name
 from ups.metrics.seeds import SeedStat
 from ups.models import MODELS, Surrogate
 from ups.provenance import canonical_hash, code_hash, scoring_hash
@@ -64,12 +63,9 @@ def _locked(path: str, wait: bool) -> Iterator[bool]:
         lock.release()
 
 
-metric_key = format_metric_name
-
-
 @dataclass(frozen=True)
 class TaskEvaluation:
-    """All seeds' scoreboards of one task: ``stats[split][metric_key]`` and the raw per-seed results."""
+    """All seeds' scoreboards of one task: ``stats[split][metric name]`` (``nrmse@16``) and the raw per-seed results."""
 
     task: str
     results: tuple[EvalResult, ...]
