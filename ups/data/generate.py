@@ -17,14 +17,15 @@ import numpy as np
 from filelock import FileLock
 
 from ups.data.solvers import TASKS
+from ups.data.solvers.base import Task
 from ups.data.store import FORMAT_VERSION, DatasetStore, write_store
 from ups.errors import UserInputError
 
 
-def _task(task: str, size: str):
+def _task(task: str, size: str) -> type[Task]:
+    """The registered task, after checking that it has ``size`` (unknown names list the valid ones)."""
     generator = TASKS.get(task)
-    if size not in generator.sizes:
-        raise UserInputError(f"unknown size {size!r} for task {task}; valid: {', '.join(sorted(generator.sizes))}")
+    generator.size(size)
     return generator
 
 
@@ -53,10 +54,11 @@ def generate_dataset(task: str, size: str, out: str | Path, seed: int = 0) -> Pa
 
 
 def solver_source_sha256(task: str) -> str:
-    """sha256 of the task's solver module and every shared module beside it (``_*.py``, and modules it imports).
+    """sha256 of the task's solver module and every module beside it (the shared ``base.py``, ``_*.py``, the others).
 
-    Solvers share numerics (e.g. ``_finite_volume.py``, euler2d importing euler1d), so hashing only the task's own
-    file would miss changes that alter its data. Hashing the whole solvers folder errs on the side of regenerating.
+    Solvers share numerics and split bookkeeping (``base.py``, ``_finite_volume.py``, euler2d importing euler1d), so
+    hashing only the task's own file would miss changes that alter its data. Hashing the whole solvers folder errs on
+    the side of regenerating.
     """
     source = Path(inspect.getsourcefile(TASKS.get(task)))
     h = hashlib.sha256()

@@ -1,8 +1,10 @@
-"""Built-in reference solvers, one module per task, registered in :data:`TASKS`."""
+"""Built-in reference solvers, one module per task, registered in :data:`TASKS`; each task subclasses
+:class:`~ups.data.solvers.base.Task`."""
 
+from ups.data.solvers.base import Task
 from ups.registry import Registry
 
-TASKS: Registry = Registry("task")
+TASKS: Registry[type[Task]] = Registry("task")
 
 # Register members explicitly so `TASKS` is complete after `import ups.data.solvers`.
 from ups.data.solvers import advection1d as advection1d  # noqa: E402

@@ -15,14 +15,15 @@ docs/data_format.md.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.fft as sfft
 
 from ups.data.solvers import TASKS
+from ups.data.solvers.base import Task, draw_per_split, pack_splits
 from ups.data.spec import ConservedQuantity, TaskSpec
-from ups.data.splits import SplitData, lookup_size
+from ups.data.splits import SplitData
 
 _BATCH = 256  # trajectories shifted together; [256, 201, 1024] float64 frames is ~0.4 GB
 
@@ -105,9 +106,10 @@ class Advection1DSize:
 
 
 @TASKS.register("advection1d")
-class Advection1D:
+class Advection1D(Task[Advection1DSize]):
     """The ``advection1d`` task: sizes, :class:`TaskSpec` and the seeded dataset generator."""
 
+    name = "advection1d"
     solver = "advection1d/exact-shift"
     sizes: dict[str, Advection1DSize] = {
         # Exact solution, no time stepping: generates in well under a second; t ∈ [0, 2] like PDEBench.
@@ -121,14 +123,9 @@ class Advection1D:
     }
 
     @classmethod
-    def size(cls, size: str | Advection1DSize) -> Advection1DSize:
-        return lookup_size("advection1d", cls.sizes, size)
-
-    @classmethod
-    def spec(cls, size: str | Advection1DSize) -> TaskSpec:
-        cfg = cls.size(size)
+    def make_spec(cls, cfg: Advection1DSize) -> TaskSpec:
         return TaskSpec(
-            task="advection1d",
+            task=cls.name,
             fields=("u",),
             grid_shape=(cfg.n_x,),
             domain=(1.0,),
@@ -140,37 +137,21 @@ class Advection1D:
         )
 
     @classmethod
-    def solver_config(cls, size: str | Advection1DSize) -> dict:
-        return asdict(cls.size(size))
+    def sample(cls, cfg: Advection1DSize, rng: np.random.Generator) -> dict[str, SplitData]:
+        """Generate every split from the stream ``rng`` (see :class:`~ups.data.solvers.base.Task`).
 
-    @classmethod
-    def generate(cls, size: str | Advection1DSize, seed: int) -> dict[str, SplitData]:
-        """Generate every split of the dataset, frozen by ``seed``.
-
-        One ``np.random.default_rng(seed)`` stream draws, in order, the initial-condition modes of all trajectories,
-        their β and their offsets; trajectory ``i`` of that stream gets global id ``i`` and splits take consecutive id
-        blocks (train, val, test, ood_regime), so they are disjoint by construction.
+        The stream draws, in order, the initial-condition modes of all trajectories, their β and their offsets.
 
         Returns:
             split → :class:`SplitData` with ``fields["u"]`` float32 ``[traj, n_frames, n_x]``, ``params`` float32
             ``[traj, 1]`` (β) and ``ids`` int64 ``[traj]``.
         """
-        cfg = cls.size(size)
-        names = list(cfg.counts)
-        counts = [cfg.counts[s] for s in names]
-        n_total = sum(counts)
+        n_total = sum(cfg.counts.values())
         x = np.arange(cfg.n_x) / cfg.n_x
-
-        rng = np.random.default_rng(seed)
         k = rng.integers(1, cfg.k_max + 1, size=(n_total, cfg.n_modes))
         amp = rng.uniform(0.0, cfg.amp_max, size=(n_total, cfg.n_modes))
         phase = rng.uniform(0.0, 2.0 * np.pi, size=(n_total, cfg.n_modes))
-        beta = np.empty(n_total)
-        start = 0
-        for name, count in zip(names, counts, strict=True):
-            lo, hi = cfg.beta_ood if name.startswith("ood_") else cfg.beta_train
-            beta[start : start + count] = rng.uniform(lo, hi, size=count)
-            start += count
+        beta = draw_per_split(cfg.counts, cfg.beta_train, cfg.beta_ood, lambda r, n: rng.uniform(*r, size=n))
         offset = rng.choice([-1.0, 1.0], size=n_total) * rng.uniform(*cfg.mean_range, size=n_total)
         u0 = sine_series(x, amp, k, phase) + offset[:, None]  # [traj, n_x]
 
@@ -179,15 +160,4 @@ class Advection1D:
         for lo in range(0, n_total, _BATCH):
             sl = slice(lo, lo + _BATCH)
             u[sl] = solve_advection(u0[sl], beta[sl], t_out)
-
-        splits: dict[str, SplitData] = {}
-        start = 0
-        for name, count in zip(names, counts, strict=True):
-            sl = slice(start, start + count)
-            splits[name] = SplitData(
-                fields={"u": u[sl]},
-                params=beta[sl, None].astype(np.float32),
-                ids=np.arange(start, start + count, dtype=np.int64),
-            )
-            start += count
-        return splits
+        return pack_splits(cfg.counts, {"u": u}, beta[:, None])

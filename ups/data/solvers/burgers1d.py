@@ -19,14 +19,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.fft as sfft
 
 from ups.data.solvers import TASKS
+from ups.data.solvers.base import Task, draw_per_split, pack_splits
 from ups.data.spec import ConservedQuantity, TaskSpec
-from ups.data.splits import SplitData, lookup_size
+from ups.data.splits import SplitData
 
 _BATCH = 256  # trajectories solved together; one batch of [256, 201, 1024] float64 stored frames is ~0.4 GB
 
@@ -213,9 +214,10 @@ def _grid_batches(grid: np.ndarray, batch: int) -> Iterator[np.ndarray]:
 
 
 @TASKS.register("burgers1d")
-class Burgers1D:
+class Burgers1D(Task[Burgers1DSize]):
     """The ``burgers1d`` task: sizes, :class:`TaskSpec` and the seeded dataset generator."""
 
+    name = "burgers1d"
     solver = "burgers1d/pseudospectral-ifrk4"
     sizes: dict[str, Burgers1DSize] = {
         # Generates in about two seconds on one core; t ∈ [0, 2] like PDEBench. Solver grids 512 (every
@@ -235,14 +237,9 @@ class Burgers1D:
     }
 
     @classmethod
-    def size(cls, size: str | Burgers1DSize) -> Burgers1DSize:
-        return lookup_size("burgers1d", cls.sizes, size)
-
-    @classmethod
-    def spec(cls, size: str | Burgers1DSize) -> TaskSpec:
-        cfg = cls.size(size)
+    def make_spec(cls, cfg: Burgers1DSize) -> TaskSpec:
         return TaskSpec(
-            task="burgers1d",
+            task=cls.name,
             fields=("u",),
             grid_shape=(cfg.n_x,),
             domain=(1.0,),
@@ -253,11 +250,9 @@ class Burgers1D:
         )
 
     @classmethod
-    def solver_config(cls, size: str | Burgers1DSize) -> dict:
-        """The size's fields plus ``n_internal``, the coarsest solver grid (each trajectory may refine it)."""
-        cfg = asdict(cls.size(size))
-        cfg["n_internal"] = cfg["n_x"] * cfg["oversample"]
-        return cfg
+    def derived_config(cls, cfg: Burgers1DSize) -> dict:
+        """``n_internal``, the coarsest solver grid (each trajectory may refine it)."""
+        return {"n_internal": cfg.n_x * cfg.oversample}
 
     @classmethod
     def solve(
@@ -298,43 +293,21 @@ class Burgers1D:
         return out
 
     @classmethod
-    def generate(cls, size: str | Burgers1DSize, seed: int) -> dict[str, SplitData]:
-        """Generate every split of the dataset, frozen by ``seed``.
+    def sample(cls, cfg: Burgers1DSize, rng: np.random.Generator) -> dict[str, SplitData]:
+        """Generate every split from the stream ``rng`` (see :class:`~ups.data.solvers.base.Task`).
 
-        One ``np.random.default_rng(seed)`` stream draws, in order, the initial-condition modes of all trajectories,
-        their ν, then their mean offsets; trajectory ``i`` of that stream gets global id ``i`` and splits take
-        consecutive id blocks (train, val, test, ood_regime), so they are disjoint by construction. Trajectories are
-        solved by :meth:`solve`, in batches of vectorised FFTs that share a solver grid.
+        The stream draws, in order, the initial-condition modes of all trajectories, their ν, then their mean
+        offsets. Trajectories are solved by :meth:`solve`, in batches of vectorised FFTs that share a solver grid.
 
         Returns:
             split → :class:`SplitData` with ``fields["u"]`` float32 ``[traj, n_frames, n_x]``, ``params`` float32
             ``[traj, 1]`` (ν) and ``ids`` int64 ``[traj]``.
         """
-        cfg = cls.size(size)
-        names = list(cfg.counts)
-        counts = [cfg.counts[s] for s in names]
-        n_total = sum(counts)
-
-        rng = np.random.default_rng(seed)
+        n_total = sum(cfg.counts.values())
         u0 = SineInitialConditions.draw(rng, n_total, n_modes=cfg.n_modes, k_max=cfg.k_max, amp_max=cfg.amp_max)
-        nu = np.empty(n_total)
-        start = 0
-        for name, count in zip(names, counts, strict=True):
-            choices = cfg.nu_ood if name.startswith("ood_") else cfg.nu_train
-            nu[start : start + count] = rng.choice(np.asarray(choices, dtype=np.float64), size=count)
-            start += count
+        nu = draw_per_split(
+            cfg.counts, cfg.nu_train, cfg.nu_ood, lambda r, n: rng.choice(np.asarray(r, dtype=np.float64), size=n)
+        )
         u0 = u0.with_offset(rng.choice([-1.0, 1.0], size=n_total) * rng.uniform(*cfg.mean_range, size=n_total))
-
         u = cls.solve(cfg, u0, nu, dtype=np.float32)  # [traj, time, n_x]
-
-        splits: dict[str, SplitData] = {}
-        start = 0
-        for name, count in zip(names, counts, strict=True):
-            sl = slice(start, start + count)
-            splits[name] = SplitData(
-                fields={"u": u[sl]},
-                params=nu[sl, None].astype(np.float32),
-                ids=np.arange(start, start + count, dtype=np.int64),
-            )
-            start += count
-        return splits
+        return pack_splits(cfg.counts, {"u": u}, nu[:, None])

@@ -19,16 +19,17 @@ axis (the "boundary cells" of the metrics) are the boundary nodes, where u = 0. 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 from ups.data.solvers import TASKS
+from ups.data.solvers.base import Task, draw_per_split, pack_splits
 from ups.data.solvers.diffreact2d import gaussian_random_field
 from ups.data.spec import TaskSpec
-from ups.data.splits import SplitData, lookup_size
+from ups.data.splits import SplitData
 
 _BATCH = 8  # samples per block-diagonal factorisation; larger blocks were no faster, and bound SuperLU's fill-in memory
 
@@ -124,9 +125,10 @@ class Darcy2DSize:
 
 
 @TASKS.register("darcy2d")
-class Darcy2D:
+class Darcy2D(Task[Darcy2DSize]):
     """The ``darcy2d`` task (steady: input ``a``, output ``u``): sizes, :class:`TaskSpec` and the seeded generator."""
 
+    name = "darcy2d"
     solver = "darcy2d/fv-harmonic-splu"
     sizes: dict[str, Darcy2DSize] = {
         # Generates in ≈ 1 s of one core (112 sparse LU solves of 62² unknowns).
@@ -137,15 +139,10 @@ class Darcy2D:
     }
 
     @classmethod
-    def size(cls, size: str | Darcy2DSize) -> Darcy2DSize:
-        return lookup_size("darcy2d", cls.sizes, size)
-
-    @classmethod
-    def spec(cls, size: str | Darcy2DSize) -> TaskSpec:
-        cfg = cls.size(size)
+    def make_spec(cls, cfg: Darcy2DSize) -> TaskSpec:
         box = cfg.n * cfg.h  # side of the box of dual cells around the nodes (module docstring)
         return TaskSpec(
-            task="darcy2d",
+            task=cls.name,
             fields=("a", "u"),
             grid_shape=(cfg.n, cfg.n),
             domain=(box, box),
@@ -160,55 +157,32 @@ class Darcy2D:
         )
 
     @classmethod
-    def solver_config(cls, size: str | Darcy2DSize) -> dict:
-        cfg = cls.size(size)
-        out = asdict(cfg)
-        out["h"] = cfg.h
-        return out
+    def derived_config(cls, cfg: Darcy2DSize) -> dict:
+        return {"h": cfg.h}
 
     @classmethod
-    def generate(cls, size: str | Darcy2DSize, seed: int) -> dict[str, SplitData]:
-        """Generate every split of the dataset, frozen by ``seed``.
+    def sample(cls, cfg: Darcy2DSize, rng: np.random.Generator) -> dict[str, SplitData]:
+        """Generate every split from the stream ``rng`` (see :class:`~ups.data.solvers.base.Task`).
 
-        One ``np.random.default_rng(seed)`` stream draws, in order, the Gaussian random fields of all samples and then
-        their contrasts; sample ``i`` of that stream gets global id ``i`` and splits take consecutive id blocks
-        (train, val, test, ood_regime), so they are disjoint by construction.
+        The stream draws, in order, the Gaussian random fields of all samples and then their contrasts.
 
         Returns:
             split → :class:`SplitData` with ``fields["a"]`` and ``fields["u"]`` float32 ``[samples, 1, n, n]`` (one
             frame: the input ``a`` and the solution ``u``), ``params`` float32 ``[samples, 2]`` (a_low, a_high) and
             ``ids`` int64 ``[samples]``.
         """
-        cfg = cls.size(size)
-        names = list(cfg.counts)
-        counts = [cfg.counts[s] for s in names]
-        n_total = sum(counts)
-        rng = np.random.default_rng(seed)
+        n_total = sum(cfg.counts.values())
         # The DCT-II points of the dual-cell box [−h/2, 1 + h/2] are exactly the nodes, so the field is sampled there.
         g = gaussian_random_field(
             rng, n_total, (cfg.n, cfg.n), length=cfg.n * cfg.h, alpha=cfg.grf_alpha, tau=cfg.grf_tau, zero_mean=True
         )
-        contrast = np.concatenate(
-            [
-                rng.uniform(*(cfg.contrast_ood if s.startswith("ood_") else cfg.contrast_train), size=c)
-                for s, c in zip(names, counts, strict=True)
-            ]
+        contrast = draw_per_split(
+            cfg.counts, cfg.contrast_train, cfg.contrast_ood, lambda r, n: rng.uniform(*r, size=n)
         )
         a_low = np.full(n_total, cfg.a_low)
         a_high = cfg.a_low * contrast
         # Rounded to float32 before the solve, so the stored u solves the PDE for exactly the stored a.
         params = np.stack([a_low, a_high], axis=1).astype(np.float32)  # [samples, 2]
         a = binary_coefficient(g, params[:, 0], params[:, 1]).astype(np.float32)  # [samples, n, n]
-        u = solve_darcy(a, cfg.forcing)
-
-        splits: dict[str, SplitData] = {}
-        start = 0
-        for name, count in zip(names, counts, strict=True):
-            sl = slice(start, start + count)
-            splits[name] = SplitData(
-                fields={"a": a[sl, None], "u": u[sl, None].astype(np.float32)},
-                params=params[sl],
-                ids=np.arange(start, start + count, dtype=np.int64),
-            )
-            start += count
-        return splits
+        u = solve_darcy(a, cfg.forcing).astype(np.float32)
+        return pack_splits(cfg.counts, {"a": a[:, None], "u": u[:, None]}, params)

@@ -21,15 +21,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.fft as sfft
 from einops import reduce
 
 from ups.data.solvers import TASKS
+from ups.data.solvers.base import Task, draw_per_split, pack_splits, split_blocks
 from ups.data.spec import TaskSpec
-from ups.data.splits import SplitData, lookup_size
+from ups.data.splits import SplitData
 
 Reaction = Callable[[np.ndarray], np.ndarray]
 
@@ -214,9 +215,10 @@ class DiffReact2DSize:
 
 
 @TASKS.register("diffreact2d")
-class DiffReact2D:
+class DiffReact2D(Task[DiffReact2DSize]):
     """The ``diffreact2d`` task: sizes, :class:`TaskSpec` and the seeded dataset generator."""
 
+    name = "diffreact2d"
     solver = "diffreact2d/fd-neumann-dct-sbdf2"
     sizes: dict[str, DiffReact2DSize] = {
         # Generates in ≈ 2.5 s of one core (56 trajectories × 200 internal steps at 64², 8 of ood_geometry at 128²).
@@ -238,15 +240,10 @@ class DiffReact2D:
     }
 
     @classmethod
-    def size(cls, size: str | DiffReact2DSize) -> DiffReact2DSize:
-        return lookup_size("diffreact2d", cls.sizes, size)
-
-    @classmethod
-    def spec(cls, size: str | DiffReact2DSize) -> TaskSpec:
-        cfg = cls.size(size)
+    def make_spec(cls, cfg: DiffReact2DSize) -> TaskSpec:
         split_domain = {s: [cfg.split_length(s)] * 2 for s in cfg.counts if cfg.split_length(s) != cfg.length}
         return TaskSpec(
-            task="diffreact2d",
+            task=cls.name,
             fields=("u", "v"),
             grid_shape=(cfg.n, cfg.n),
             domain=(cfg.length, cfg.length),
@@ -260,59 +257,48 @@ class DiffReact2D:
         )
 
     @classmethod
-    def solver_config(cls, size: str | DiffReact2DSize) -> dict:
-        cfg = cls.size(size)
-        out = asdict(cfg)
-        out["n_sub"] = cfg.n_sub
-        out["solver_grid"] = {s: cfg.n * cfg.oversample(s) for s in cfg.counts}
-        return out
+    def derived_config(cls, cfg: DiffReact2DSize) -> dict:
+        """``n_sub``, the internal steps per frame, and ``solver_grid``, the solver's cells per side of each split."""
+        return {"n_sub": cfg.n_sub, "solver_grid": {s: cfg.n * cfg.oversample(s) for s in cfg.counts}}
 
     @classmethod
-    def generate(cls, size: str | DiffReact2DSize, seed: int) -> dict[str, SplitData]:
-        """Generate every split of the dataset, frozen by ``seed``.
+    def sample(cls, cfg: DiffReact2DSize, rng: np.random.Generator) -> dict[str, SplitData]:
+        """Generate every split from the stream ``rng`` (see :class:`~ups.data.solvers.base.Task`).
 
-        One ``np.random.default_rng(seed)`` stream draws, in order, the initial u and v of every split (in split
-        order, each on its solver grid), then D_u and k of every split; trajectory ``i`` of that stream gets global
-        id ``i`` and splits take consecutive id blocks, so they are disjoint by construction.
+        The stream draws, in order, the initial u and v of every split (in split order, each on its solver grid),
+        then D_u and k of every split.
 
         Returns:
             split → :class:`SplitData` with ``fields["u"]``, ``fields["v"]`` float32 ``[traj, n_frames, n, n]``,
             ``params`` float32 ``[traj, 2]`` (D_u, k) and ``ids`` int64 ``[traj]``.
         """
-        cfg = cls.size(size)
-        names = list(cfg.counts)
-        rng = np.random.default_rng(seed)
         y0 = {}
-        for name in names:
+        for name, count in cfg.counts.items():
             n_solve = cfg.n * cfg.oversample(name)
             grf = [
                 gaussian_random_field(
-                    rng,
-                    cfg.counts[name],
-                    (n_solve, n_solve),
-                    length=cfg.split_length(name),
-                    alpha=cfg.ic_alpha,
-                    tau=cfg.ic_tau,
+                    rng, count, (n_solve, n_solve), length=cfg.split_length(name), alpha=cfg.ic_alpha, tau=cfg.ic_tau
                 )
                 for _ in ("u", "v")
             ]
             y0[name] = cfg.ic_std * np.stack(grf, axis=1)  # [traj, 2, n_solve, n_solve]
-        params = {}
-        for name in names:
-            lo, hi = np.log(cfg.d_u_ood if name == "ood_regime" else cfg.d_u_train)
-            d_u = np.exp(rng.uniform(lo, hi, size=cfg.counts[name]))
-            k = rng.uniform(*cfg.k_range, size=cfg.counts[name])
-            params[name] = np.stack([d_u, k], axis=1)  # [traj, 2]
 
-        splits: dict[str, SplitData] = {}
-        start = 0
-        for name in names:
-            count, f = cfg.counts[name], cfg.oversample(name)
-            y = np.empty((count, cfg.n_frames, 2, cfg.n, cfg.n), dtype=np.float32)  # [traj, time, field, n, n]
+        def draw_d_u_k(d_u_range: tuple[float, float], n: int) -> np.ndarray:
+            lo, hi = np.log(d_u_range)
+            d_u = np.exp(rng.uniform(lo, hi, size=n))
+            return np.stack([d_u, rng.uniform(*cfg.k_range, size=n)], axis=1)  # [traj, 2]
+
+        params = draw_per_split(cfg.counts, cfg.d_u_train, cfg.d_u_ood, draw_d_u_k)  # [traj, 2]
+
+        n_total = sum(cfg.counts.values())
+        y = np.empty((n_total, cfg.n_frames, 2, cfg.n, cfg.n), dtype=np.float32)  # [traj, time, field, n, n]
+        for name, block in split_blocks(cfg.counts).items():
+            f = cfg.oversample(name)
+            y_split, params_split = y[block], params[block]  # views of this split's id block
             batch = max(1, _BATCH // f**2)  # the same float64 working memory on an f times finer solver grid
-            for lo in range(0, count, batch):
+            for lo in range(0, len(params_split), batch):
                 sl = slice(lo, lo + batch)
-                d_u, k = params[name][sl, 0], params[name][sl, 1]
+                d_u, k = params_split[sl, 0], params_split[sl, 1]
                 diffusivity = np.stack([d_u, np.full_like(d_u, cfg.d_v)], axis=1)  # [b, 2]
                 out = solve_reaction_diffusion(
                     y0[name][sl],
@@ -323,11 +309,5 @@ class DiffReact2D:
                     n_sub=cfg.n_sub,
                     reaction=fitzhugh_nagumo(k),
                 )
-                y[sl] = reduce(out, "b t c (h p) (w q) -> b t c h w", "mean", p=f, q=f)  # cell averages
-            splits[name] = SplitData(
-                fields={"u": y[:, :, 0], "v": y[:, :, 1]},
-                params=params[name].astype(np.float32),
-                ids=np.arange(start, start + count, dtype=np.int64),
-            )
-            start += count
-        return splits
+                y_split[sl] = reduce(out, "b t c (h p) (w q) -> b t c h w", "mean", p=f, q=f)  # cell averages
+        return pack_splits(cfg.counts, {"u": y[:, :, 0], "v": y[:, :, 1]}, params)

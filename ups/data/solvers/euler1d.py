@@ -17,7 +17,8 @@ Cells are centred at the stored coordinates x_j = j·h (h = 1/N), so cell j cove
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 
@@ -29,10 +30,19 @@ from ups.data.solvers._finite_volume import (
     primitive_to_conserved,
     solve_euler,
 )
+from ups.data.solvers.base import Task, pack_splits
 from ups.data.spec import ConservedQuantity, TaskSpec
-from ups.data.splits import SplitData, lookup_size
+from ups.data.splits import SplitData
 
-__all__ = ["Euler1D", "EulerSize", "FVScheme", "conserved_to_primitive", "primitive_to_conserved", "solve_euler1d"]
+__all__ = [
+    "Euler1D",
+    "EulerSize",
+    "EulerTask",
+    "FVScheme",
+    "conserved_to_primitive",
+    "primitive_to_conserved",
+    "solve_euler1d",
+]
 
 
 def solve_euler1d(
@@ -153,29 +163,67 @@ def solve_splits(
     return out
 
 
-def pack_splits(
-    frames: np.ndarray, params: np.ndarray, fields: tuple[str, ...], cfg: EulerSize
-) -> dict[str, SplitData]:
-    """Cut ``frames [C, traj, time, *space]`` into consecutive id blocks, one per split in ``cfg.counts`` order."""
-    splits: dict[str, SplitData] = {}
-    start = 0
-    for name, count in cfg.counts.items():
-        sl = slice(start, start + count)
-        splits[name] = SplitData(
-            fields={f: frames[c, sl] for c, f in enumerate(fields)},
-            params=params[sl].astype(np.float32),
-            ids=np.arange(start, start + count, dtype=np.int64),
+class EulerTask(Task[EulerSize]):
+    """What ``euler1d`` and ``euler2d`` share: the spec, and a generator that solves :meth:`initial_state` by
+    :func:`solve_splits`. A subclass names its ``fields`` (ρ, the momenta, E) and ``conserved`` integrals."""
+
+    fields: ClassVar[tuple[str, ...]]
+    conserved: ClassVar[tuple[ConservedQuantity, ...]]
+
+    @classmethod
+    def ndim(cls) -> int:
+        return len(cls.fields) - 2  # ρ, one momentum per axis, E
+
+    @classmethod
+    def make_spec(cls, cfg: EulerSize) -> TaskSpec:
+        return TaskSpec(
+            task=cls.name,
+            fields=cls.fields,
+            grid_shape=(cfg.n,) * cls.ndim(),
+            domain=(1.0,) * cls.ndim(),
+            dt=cfg.dt,
+            bc="periodic",
+            conserved=cls.conserved,
+            param_names=("gamma", "pressure_ratio"),
+            shock_field="rho",
+            extra={"split_bc": {"ood_bc": cfg.ood_bc}},
         )
-        start += count
-    return splits
+
+    @classmethod
+    def sample(cls, cfg: EulerSize, rng: np.random.Generator) -> dict[str, SplitData]:
+        """Generate every split from the stream ``rng`` (see :class:`~ups.data.solvers.base.Task`).
+
+        The stream draws the Riemann data of all trajectories (:func:`sample_riemann_data`), then the geometry of
+        their constant states (:meth:`initial_state`). Initial cell means are the exact averages of the
+        piecewise-constant conserved state.
+
+        Returns:
+            split → :class:`SplitData` with one float32 ``[traj, n_frames, *grid]`` array per name of ``fields``,
+            ``params`` float32 ``[traj, 2]`` (γ, pressure ratio) and ``ids`` int64 ``[traj]``.
+        """
+        gamma, states, ratio, names = sample_riemann_data(rng, cfg, n_states=2 ** cls.ndim(), ndim=cls.ndim())
+        u0 = cls.initial_state(cfg, rng, primitive_to_conserved(states, gamma))
+        frames = solve_splits(u0, gamma, names, cfg, spacing=(1.0 / cfg.n,) * cls.ndim())
+        return pack_splits(cfg.counts, dict(zip(cls.fields, frames, strict=True)), np.stack([gamma, ratio], axis=1))
+
+    @classmethod
+    def initial_state(cls, cfg: EulerSize, rng: np.random.Generator, cons: np.ndarray) -> np.ndarray:
+        """Conserved cell means ``[traj, C, *grid]`` from the constant states ``cons`` ``[traj, C, 2^ndim]``."""
+        raise NotImplementedError
 
 
 @TASKS.register("euler1d")
-class Euler1D:
+class Euler1D(EulerTask):
     """The ``euler1d`` task: sizes, :class:`TaskSpec` and the seeded dataset generator."""
 
+    name = "euler1d"
     solver = "euler1d/fv-muscl-hllc-ssprk2"
     fields = ("rho", "mom", "E")
+    conserved = (
+        ConservedQuantity("mass", "rho"),
+        ConservedQuantity("momentum", "mom"),
+        ConservedQuantity("energy", "E"),
+    )
     sizes: dict[str, EulerSize] = {
         "small": EulerSize(
             n=256,
@@ -193,54 +241,10 @@ class Euler1D:
     }
 
     @classmethod
-    def size(cls, size: str | EulerSize) -> EulerSize:
-        return lookup_size("euler1d", cls.sizes, size)
-
-    @classmethod
-    def spec(cls, size: str | EulerSize) -> TaskSpec:
-        cfg = cls.size(size)
-        return TaskSpec(
-            task="euler1d",
-            fields=cls.fields,
-            grid_shape=(cfg.n,),
-            domain=(1.0,),
-            dt=cfg.dt,
-            bc="periodic",
-            conserved=(
-                ConservedQuantity("mass", "rho"),
-                ConservedQuantity("momentum", "mom"),
-                ConservedQuantity("energy", "E"),
-            ),
-            param_names=("gamma", "pressure_ratio"),
-            shock_field="rho",
-            extra={"split_bc": {"ood_bc": cfg.ood_bc}},
-        )
-
-    @classmethod
-    def solver_config(cls, size: str | EulerSize) -> dict:
-        return asdict(cls.size(size))
-
-    @classmethod
-    def generate(cls, size: str | EulerSize, seed: int) -> dict[str, SplitData]:
-        """Generate every split of the dataset, frozen by ``seed``.
-
-        One ``np.random.default_rng(seed)`` stream draws the Riemann data of all trajectories
-        (:func:`sample_riemann_data`, then the slab centre and width); trajectory ``i`` gets global id ``i`` and
-        splits take consecutive id blocks in ``counts`` order, so they are disjoint by construction. Initial cell
-        means are the exact averages of the piecewise-constant conserved state.
-
-        Returns:
-            split → :class:`SplitData` with ``fields`` ``rho``, ``mom``, ``E`` float32 ``[traj, n_frames, n]``,
-            ``params`` float32 ``[traj, 2]`` (γ, pressure ratio) and ``ids`` int64 ``[traj]``.
-        """
-        cfg = cls.size(size)
-        rng = np.random.default_rng(seed)
-        gamma, states, ratio, names = sample_riemann_data(rng, cfg, n_states=2, ndim=1)
-        centre = rng.uniform(*cfg.centre_range, size=names.size)
-        width = rng.uniform(*cfg.width_range, size=names.size)
-
+    def initial_state(cls, cfg: EulerSize, rng: np.random.Generator, cons: np.ndarray) -> np.ndarray:
+        """A slab of state 0 inside state 1: its centre, then its width, drawn for every trajectory."""
+        n_traj = cons.shape[0]
+        centre = rng.uniform(*cfg.centre_range, size=n_traj)
+        width = rng.uniform(*cfg.width_range, size=n_traj)
         inside = cell_fraction(centre - 0.5 * width, centre + 0.5 * width, cfg.n)[:, None]  # [traj, 1, n]
-        cons = primitive_to_conserved(states, gamma)  # [traj, 3, 2]: conserved state inside / outside
-        u0 = inside * cons[:, :, :1] + (1.0 - inside) * cons[:, :, 1:]
-        frames = solve_splits(u0, gamma, names, cfg, spacing=(1.0 / cfg.n,))
-        return pack_splits(frames, np.stack([gamma, ratio], axis=1), cls.fields, cfg)
+        return inside * cons[:, :, :1] + (1.0 - inside) * cons[:, :, 1:]

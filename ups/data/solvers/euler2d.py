@@ -19,21 +19,12 @@ momentum along the first spatial axis. With walls (``ood_bc``) the walls are the
 
 from __future__ import annotations
 
-from dataclasses import asdict
-
 import numpy as np
 
 from ups.data.solvers import TASKS
-from ups.data.solvers._finite_volume import BoundaryType, FVScheme, primitive_to_conserved, solve_euler
-from ups.data.solvers.euler1d import (
-    EulerSize,
-    cell_fraction,
-    pack_splits,
-    sample_riemann_data,
-    solve_splits,
-)
-from ups.data.spec import ConservedQuantity, TaskSpec
-from ups.data.splits import SplitData, lookup_size
+from ups.data.solvers._finite_volume import BoundaryType, FVScheme, solve_euler
+from ups.data.solvers.euler1d import EulerSize, EulerTask, cell_fraction
+from ups.data.spec import ConservedQuantity
 
 __all__ = ["Euler2D", "FVScheme", "solve_euler2d"]
 
@@ -59,11 +50,18 @@ def solve_euler2d(
 
 
 @TASKS.register("euler2d")
-class Euler2D:
+class Euler2D(EulerTask):
     """The ``euler2d`` task: sizes, :class:`TaskSpec` and the seeded dataset generator."""
 
+    name = "euler2d"
     solver = "euler2d/fv-muscl-hllc-ssprk2"
     fields = ("rho", "mom_x", "mom_y", "E")
+    conserved = (
+        ConservedQuantity("mass", "rho"),
+        ConservedQuantity("momentum_x", "mom_x"),
+        ConservedQuantity("momentum_y", "mom_y"),
+        ConservedQuantity("energy", "E"),
+    )
     sizes: dict[str, EulerSize] = {
         "small": EulerSize(
             n=32,
@@ -83,57 +81,12 @@ class Euler2D:
     }
 
     @classmethod
-    def size(cls, size: str | EulerSize) -> EulerSize:
-        return lookup_size("euler2d", cls.sizes, size)
-
-    @classmethod
-    def spec(cls, size: str | EulerSize) -> TaskSpec:
-        cfg = cls.size(size)
-        return TaskSpec(
-            task="euler2d",
-            fields=cls.fields,
-            grid_shape=(cfg.n, cfg.n),
-            domain=(1.0, 1.0),
-            dt=cfg.dt,
-            bc="periodic",
-            conserved=(
-                ConservedQuantity("mass", "rho"),
-                ConservedQuantity("momentum_x", "mom_x"),
-                ConservedQuantity("momentum_y", "mom_y"),
-                ConservedQuantity("energy", "E"),
-            ),
-            param_names=("gamma", "pressure_ratio"),
-            shock_field="rho",
-            extra={"split_bc": {"ood_bc": cfg.ood_bc}},
-        )
-
-    @classmethod
-    def solver_config(cls, size: str | EulerSize) -> dict:
-        return asdict(cls.size(size))
-
-    @classmethod
-    def generate(cls, size: str | EulerSize, seed: int) -> dict[str, SplitData]:
-        """Generate every split of the dataset, frozen by ``seed``.
-
-        One ``np.random.default_rng(seed)`` stream draws the four states of every trajectory
-        (:func:`~ups.data.solvers.euler1d.sample_riemann_data`), then the centres and widths of the inner rectangle
-        along x and y; trajectory ``i`` gets global id ``i`` and splits take consecutive id blocks in ``counts`` order.
-        Initial cell means are the exact averages of the piecewise-constant conserved state.
-
-        Returns:
-            split → :class:`SplitData` with ``fields`` ``rho``, ``mom_x``, ``mom_y``, ``E`` float32
-            ``[traj, n_frames, n, n]``, ``params`` float32 ``[traj, 2]`` (γ, pressure ratio), ``ids`` int64 ``[traj]``.
-        """
-        cfg = cls.size(size)
-        rng = np.random.default_rng(seed)
-        gamma, states, ratio, names = sample_riemann_data(rng, cfg, n_states=4, ndim=2)
-        centre = rng.uniform(*cfg.centre_range, size=(2, names.size))
-        width = rng.uniform(*cfg.width_range, size=(2, names.size))
-
+    def initial_state(cls, cfg: EulerSize, rng: np.random.Generator, cons: np.ndarray) -> np.ndarray:
+        """Four quadrant states around an inner rectangle: its centres along x and y, then its widths."""
+        n_traj = cons.shape[0]
+        centre = rng.uniform(*cfg.centre_range, size=(2, n_traj))
+        width = rng.uniform(*cfg.width_range, size=(2, n_traj))
         fx, fy = (cell_fraction(c - 0.5 * w, c + 0.5 * w, cfg.n) for c, w in zip(centre, width, strict=True))
         fx, fy = fx[:, :, None], fy[:, None, :]  # [traj, n_x, 1], [traj, 1, n_y]
         weights = np.stack([fx * fy, fx * (1.0 - fy), (1.0 - fx) * fy, (1.0 - fx) * (1.0 - fy)], axis=1)
-        cons = primitive_to_conserved(states, gamma)  # [traj, 4 channels, 4 states]
-        u0 = np.einsum("bcs,bsxy->bcxy", cons, weights)  # [traj, 4, n_x, n_y]
-        frames = solve_splits(u0, gamma, names, cfg, spacing=(1.0 / cfg.n, 1.0 / cfg.n))
-        return pack_splits(frames, np.stack([gamma, ratio], axis=1), cls.fields, cfg)
+        return np.einsum("bcs,bsxy->bcxy", cons, weights)  # [traj, 4, n_x, n_y]

@@ -15,14 +15,15 @@ domain length: the equation with ν on [0, L) is the standard one (ν = 1) on [0
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.fft as sfft
 
 from ups.data.solvers import TASKS
+from ups.data.solvers.base import Task, draw_per_split, pack_splits
 from ups.data.spec import ConservedQuantity, TaskSpec
-from ups.data.splits import SplitData, lookup_size
+from ups.data.splits import SplitData
 
 _BATCH = 64  # trajectories solved together; bounds the [B, K, M] complex contour temporaries of the full size
 
@@ -155,9 +156,10 @@ class KS1DSize:
 
 
 @TASKS.register("ks1d")
-class KS1D:
+class KS1D(Task[KS1DSize]):
     """The ``ks1d`` task: sizes, :class:`TaskSpec` and the seeded dataset generator."""
 
+    name = "ks1d"
     solver = "ks1d/pseudospectral-etdrk4"
     sizes: dict[str, KS1DSize] = {
         # L = 64 on 256 points as in PDE-Refiner; 20 time units stored (about two Lyapunov times at ν = 1).
@@ -182,14 +184,9 @@ class KS1D:
     }
 
     @classmethod
-    def size(cls, size: str | KS1DSize) -> KS1DSize:
-        return lookup_size("ks1d", cls.sizes, size)
-
-    @classmethod
-    def spec(cls, size: str | KS1DSize) -> TaskSpec:
-        cfg = cls.size(size)
+    def make_spec(cls, cfg: KS1DSize) -> TaskSpec:
         return TaskSpec(
-            task="ks1d",
+            task=cls.name,
             fields=("u",),
             grid_shape=(cfg.n_x,),
             domain=(cfg.length,),
@@ -201,38 +198,24 @@ class KS1D:
         )
 
     @classmethod
-    def solver_config(cls, size: str | KS1DSize) -> dict:
-        cfg = asdict(cls.size(size))
-        cfg["h"] = cls.size(size).h
-        return cfg
+    def derived_config(cls, cfg: KS1DSize) -> dict:
+        return {"h": cfg.h}
 
     @classmethod
-    def generate(cls, size: str | KS1DSize, seed: int) -> dict[str, SplitData]:
-        """Generate every split of the dataset, frozen by ``seed``.
+    def sample(cls, cfg: KS1DSize, rng: np.random.Generator) -> dict[str, SplitData]:
+        """Generate every split from the stream ``rng`` (see :class:`~ups.data.solvers.base.Task`).
 
-        One ``np.random.default_rng(seed)`` stream draws, in order, the initial conditions of all trajectories and
-        then their ν; trajectory ``i`` of that stream gets global id ``i`` and splits take consecutive id blocks
-        (train, val, test, ood_regime), so they are disjoint by construction. Each trajectory is integrated through
-        ``burn_in`` and the frames after it are stored.
+        The stream draws, in order, the initial conditions of all trajectories and then their ν. Each trajectory is
+        integrated through ``burn_in`` and the frames after it are stored.
 
         Returns:
             split → :class:`SplitData` with ``fields["u"]`` float32 ``[traj, n_frames, n_x]``, ``params`` float32
             ``[traj, 1]`` (ν) and ``ids`` int64 ``[traj]``.
         """
-        cfg = cls.size(size)
-        names = list(cfg.counts)
-        counts = [cfg.counts[s] for s in names]
-        n_total = sum(counts)
+        n_total = sum(cfg.counts.values())
         x = np.arange(cfg.n_x) * cfg.length / cfg.n_x
-
-        rng = np.random.default_rng(seed)
         u0 = random_smooth_field(rng, n_total, x, cfg.length, cfg.ic_k_max)
-        nu = np.empty(n_total)
-        start = 0
-        for name, count in zip(names, counts, strict=True):
-            lo, hi = cfg.nu_ood if name.startswith("ood_") else cfg.nu_train
-            nu[start : start + count] = rng.uniform(lo, hi, size=count)
-            start += count
+        nu = draw_per_split(cfg.counts, cfg.nu_train, cfg.nu_ood, lambda r, n: rng.uniform(*r, size=n))
 
         t_out = np.arange(cfg.n_frames) * cfg.dt
         u = np.empty((n_total, cfg.n_frames, cfg.n_x), dtype=np.float32)  # [traj, time, n_x]
@@ -240,15 +223,4 @@ class KS1D:
             sl = slice(lo, lo + _BATCH)
             on_attractor = solve_ks(u0[sl], nu[sl], [cfg.burn_in], length=cfg.length, h=cfg.h_burn_in)[:, 0]
             u[sl] = solve_ks(on_attractor, nu[sl], t_out, length=cfg.length, h=cfg.h)
-
-        splits: dict[str, SplitData] = {}
-        start = 0
-        for name, count in zip(names, counts, strict=True):
-            sl = slice(start, start + count)
-            splits[name] = SplitData(
-                fields={"u": u[sl]},
-                params=nu[sl, None].astype(np.float32),
-                ids=np.arange(start, start + count, dtype=np.int64),
-            )
-            start += count
-        return splits
+        return pack_splits(cfg.counts, {"u": u}, nu[:, None])

@@ -18,14 +18,15 @@ Fields are stored on the grid with axis 0 = x, axis 1 = y (``indexing="ij"``). S
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.fft as sfft
 
 from ups.data.solvers import TASKS
+from ups.data.solvers.base import Task, draw_per_split, pack_splits
 from ups.data.spec import ConservedQuantity, TaskSpec
-from ups.data.splits import SplitData, lookup_size
+from ups.data.splits import SplitData
 
 _BATCH = 8  # trajectories solved together; small batches keep the FFT working set in cache (fastest per trajectory)
 
@@ -214,9 +215,10 @@ class NS2DSize:
 
 
 @TASKS.register("ns2d")
-class NS2D:
+class NS2D(Task[NS2DSize]):
     """The ``ns2d`` task: sizes, :class:`TaskSpec` and the seeded dataset generator."""
 
+    name = "ns2d"
     solver = "ns2d/pseudospectral-ifrk4"
     sizes: dict[str, NS2DSize] = {
         # 32² solved on 32², t ∈ [0, 10]; ν kept ≥ 1e-3 so the 32² grid resolves the cascade (see docs/data_format.md).
@@ -242,14 +244,9 @@ class NS2D:
     }
 
     @classmethod
-    def size(cls, size: str | NS2DSize) -> NS2DSize:
-        return lookup_size("ns2d", cls.sizes, size)
-
-    @classmethod
-    def spec(cls, size: str | NS2DSize) -> TaskSpec:
-        cfg = cls.size(size)
+    def make_spec(cls, cfg: NS2DSize) -> TaskSpec:
         return TaskSpec(
-            task="ns2d",
+            task=cls.name,
             fields=("w", "u", "v"),
             grid_shape=(cfg.n, cfg.n),
             domain=(1.0, 1.0),
@@ -268,38 +265,25 @@ class NS2D:
         )
 
     @classmethod
-    def solver_config(cls, size: str | NS2DSize) -> dict:
-        cfg = asdict(cls.size(size))
-        cfg["n_internal"] = cfg["n"] * cfg["oversample"]
-        cfg["forcing"] = "0.1*(sin(2*pi*(x+y)) + cos(2*pi*(x+y)))"
-        return cfg
+    def derived_config(cls, cfg: NS2DSize) -> dict:
+        return {"n_internal": cfg.n * cfg.oversample, "forcing": "0.1*(sin(2*pi*(x+y)) + cos(2*pi*(x+y)))"}
 
     @classmethod
-    def generate(cls, size: str | NS2DSize, seed: int) -> dict[str, SplitData]:
-        """Generate every split of the dataset, frozen by ``seed``.
+    def sample(cls, cfg: NS2DSize, rng: np.random.Generator) -> dict[str, SplitData]:
+        """Generate every split from the stream ``rng`` (see :class:`~ups.data.solvers.base.Task`).
 
-        One ``np.random.default_rng(seed)`` stream draws, in order, the ν of all trajectories and then their initial
-        vorticity, batch by batch in id order; trajectory ``i`` gets global id ``i`` and splits take consecutive id
-        blocks (train, val, test, ood_regime), so they are disjoint by construction. The velocity is computed from
-        the stored-grid vorticity in float64 before the float32 cast.
+        The stream draws, in order, the ν of all trajectories and then their initial vorticity, batch by batch in id
+        order. The velocity is computed from the stored-grid vorticity in float64 before the float32 cast.
 
         Returns:
             split → :class:`SplitData` with ``fields["w"]``, ``["u"]``, ``["v"]`` float32 ``[traj, n_frames, n, n]``,
             ``params`` float32 ``[traj, 1]`` (ν) and ``ids`` int64 ``[traj]``.
         """
-        cfg = cls.size(size)
-        names = list(cfg.counts)
-        counts = [cfg.counts[s] for s in names]
-        n_total = sum(counts)
+        n_total = sum(cfg.counts.values())
         n_int = cfg.n * cfg.oversample
-
-        rng = np.random.default_rng(seed)
-        nu = np.empty(n_total)
-        start = 0
-        for name, count in zip(names, counts, strict=True):
-            lo, hi = cfg.nu_ood if name.startswith("ood_") else cfg.nu_train
-            nu[start : start + count] = np.exp(rng.uniform(np.log(lo), np.log(hi), size=count))
-            start += count
+        nu = draw_per_split(
+            cfg.counts, cfg.nu_train, cfg.nu_ood, lambda r, n: np.exp(rng.uniform(np.log(r[0]), np.log(r[1]), size=n))
+        )
 
         t_out = np.arange(cfg.n_frames) * cfg.dt
         forcing = fno_forcing(n_int)
@@ -311,15 +295,4 @@ class NS2D:
             w = truncate(solve_ns2d(w0, nu[sl], t_out, forcing=forcing, cfl=cfg.cfl, h_max=cfg.h_max), cfg.n)
             u, v = velocity_from_vorticity(w)
             fields["w"][sl], fields["u"][sl], fields["v"][sl] = w, u, v
-
-        splits: dict[str, SplitData] = {}
-        start = 0
-        for name, count in zip(names, counts, strict=True):
-            sl = slice(start, start + count)
-            splits[name] = SplitData(
-                fields={k: a[sl] for k, a in fields.items()},
-                params=nu[sl, None].astype(np.float32),
-                ids=np.arange(start, start + count, dtype=np.int64),
-            )
-            start += count
-        return splits
+        return pack_splits(cfg.counts, fields, nu[:, None])
