@@ -6,8 +6,11 @@ from __future__ import annotations
 import csv
 import json
 import re
+import shutil
 import sys
+import time
 import types
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -195,3 +198,51 @@ def test_bad_input_is_one_line(trained_run, eval_config, eval_store, write_tiny_
     monkeypatch.setitem(sys.modules, "ups.inference", None)  # an installation without ups.inference
     one_line_error(capsys, evaluate(eval_config, eval_store, prefix, "--checkpoint", str(trained_run)), "ups.inference")
     assert not prefix.with_suffix(".json").exists()
+
+
+def _truncate_chunk(path: Path) -> None:
+    chunk = path / "test" / "fields" / "u" / "c" / "1" / "0" / "0"
+    chunk.write_bytes(chunk.read_bytes()[:50])
+
+
+def _flip_byte(path: Path) -> None:
+    chunk = path / "test" / "fields" / "u" / "c" / "2" / "0" / "0"
+    data = bytearray(chunk.read_bytes())
+    data[40] ^= 0x01  # the lowest mantissa bit of one float: finite and plausible, so only the hash can tell
+    chunk.write_bytes(bytes(data))
+
+
+def _edit_attrs(edit: Callable[[dict], None]) -> Callable[[Path], None]:
+    def damage(path: Path) -> None:
+        meta = json.loads((path / "zarr.json").read_text())
+        edit(meta["attributes"])
+        (path / "zarr.json").write_text(json.dumps(meta))
+
+    return damage
+
+
+BAD_STORES = {  # the damage of tests/data/test_bad_stores.py → the words of the one line
+    "truncated_chunk": (_truncate_chunk, "cannot read test/fields/u"),
+    "incomplete_spec": (_edit_attrs(lambda a: a["spec"].pop("grid_shape")), "spec is incomplete (missing grid_shape)"),
+    "missing_splits": (_edit_attrs(lambda a: a.pop("splits")), "attribute splits is missing"),
+    "garbage_store": (lambda p: (p / "zarr.json").write_bytes(b"\x00\xff" * 99), "not a UPS data store"),
+    "flipped_byte": (_flip_byte, "content hash mismatch"),
+}
+
+
+@pytest.mark.parametrize("damage", list(BAD_STORES))
+def test_a_damaged_store_is_one_line_and_never_scored(damage, eval_store, tmp_path, capsys):
+    bad = tmp_path / "bad.zarr"
+    shutil.copytree(eval_store, bad)
+    edit, needle = BAD_STORES[damage]
+    edit(bad)
+    config = tmp_path / "persistence.yaml"
+    config.write_text(
+        "run: {model: persistence}\ndata: {task: advection1d}\neval: {rollout_steps: 4, horizons: [1, 4]}\n"
+    )
+    prefix = tmp_path / "out" / "eval"
+    start = time.perf_counter()
+    code = evaluate(config, bad, prefix)
+    assert time.perf_counter() - start < 5
+    one_line_error(capsys, code, needle)  # one line: no traceback
+    assert not prefix.parent.exists()  # nothing scored, nothing written

@@ -11,18 +11,26 @@
 ```
 
 Arrays are stored uncompressed: float fields barely compress, and raw chunks keep a corrupted byte a corrupted value
-that the content hash (see :func:`compute_content_sha256`) always catches. :func:`validate_store` checks a store end to
-end.
+that the content hash (see :func:`compute_content_sha256`) always catches.
+
+Three levels of trust, each a one-line :class:`UserInputError` naming the store when it fails:
+:meth:`DatasetStore.open` checks the metadata (attributes complete, every array present with the dtype and shape the
+spec implies; milliseconds, no chunk read); :meth:`DatasetStore.verify` reads every value back and compares the content
+hash (a truncated, garbage or flipped chunk fails here); :func:`validate_store` adds finiteness, split disjointness and
+the train-only statistics.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import hashlib
 import json
+import math
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +44,7 @@ from ups.errors import UserInputError
 FORMAT_VERSION = 1
 SUPPORTED_FORMAT_VERSIONS = (1,)
 SPACE_AXES = ("x", "y", "z")
+BOUNDARY_KINDS = ("periodic", "dirichlet", "neumann", "none")
 _HASH_ROWS = 64  # rows of axis 0 read at a time while hashing, to bound memory on full-size stores
 
 
@@ -72,7 +81,7 @@ def write_store(
     if "train" not in splits:
         raise ValueError("a dataset needs a 'train' split: its normalisation statistics come from it")
     if path.exists():
-        DatasetStore.open(path)  # refuse to replace anything that is not a UPS store
+        _root_attrs(path)  # refuse to replace anything that is not a UPS store (a damaged one may be replaced)
     n_frames = next(iter(splits["train"].fields.values())).shape[1]
     coords = default_coords(spec, n_frames) if coords is None else coords
     names = split_order(list(splits))
@@ -166,6 +175,31 @@ def iter_rows(arr: zarr.Array, rows: int = _HASH_ROWS) -> Iterator[np.ndarray]:
         yield np.asarray(arr[lo : lo + rows])
 
 
+def _read_rows(arr: zarr.Array, where: str, name: str, rows: int = _HASH_ROWS) -> Iterator[np.ndarray]:
+    """:func:`iter_rows`, a chunk that cannot be decoded (truncated, garbage) being one line naming the array."""
+    blocks = iter_rows(arr, rows=rows)
+    while True:
+        with _reading(where, name):
+            block = next(blocks, None)
+        if block is None:
+            return
+        yield block
+
+
+@contextlib.contextmanager
+def _reading(where: str, name: str) -> Iterator[None]:
+    """Turn a failure to read ``name`` into one line. Zarr and its codecs raise many types for a damaged file
+    (ValueError for a short chunk, JSON and OS errors for metadata), so every non-UPS exception is caught here, at
+    the edge where bytes from disk become arrays."""
+    try:
+        yield
+    except UserInputError:
+        raise
+    except Exception as err:
+        detail = (str(err).splitlines() or [type(err).__name__])[0][:200]
+        raise UserInputError(f"{where}: cannot read {name} (damaged or truncated file: {detail})") from None
+
+
 def compute_content_sha256(path: str | Path, max_bytes: int | None = None) -> str:
     """sha256 of a store's content, reading at most ``max_bytes`` per block (default: 64 rows of axis 0).
 
@@ -174,48 +208,174 @@ def compute_content_sha256(path: str | Path, max_bytes: int | None = None) -> st
     ``content_sha256``. Chunking and on-disk encoding do not enter the hash; every stored value and data-defining
     attribute does.
     """
-    root = zarr.open_group(str(path), mode="r", zarr_format=3)
+    where = f"store {path}"
+    with _reading(where, "metadata"):
+        root = zarr.open_group(str(path), mode="r", zarr_format=3)
+        names = array_paths(root)
     hasher = hashlib.sha256()
-    for name in array_paths(root):
-        arr = root[name]
+    for name in names:
+        with _reading(where, name):
+            arr = root[name]
         dtype = np.dtype(arr.dtype).newbyteorder("<")
         hasher.update(f"{name}|{dtype.str}|{list(arr.shape)}\n".encode())
         rows = _HASH_ROWS
         if max_bytes is not None:
             row_bytes = dtype.itemsize * int(np.prod(arr.shape[1:], dtype=np.int64))
             rows = max(1, max_bytes // max(row_bytes, 1))
-        for block in iter_rows(arr, rows=rows):
+        for block in _read_rows(arr, where, name, rows=rows):
             hasher.update(np.ascontiguousarray(block, dtype=dtype).data)
     attrs = {k: v for k, v in dict(root.attrs).items() if k != "content_sha256"}
     hasher.update(json.dumps(attrs, sort_keys=True, separators=(",", ":")).encode())
     return hasher.hexdigest()
 
 
+def _root_attrs(path: Path) -> dict[str, Any]:
+    """The root attributes of the UPS store at ``path``: a missing path, a directory that is not a Zarr v3 group with
+    the UPS identity attributes, or an unknown format version is one line."""
+    if not path.exists():
+        raise UserInputError(f"store {path}: no such file or directory")
+    try:
+        attrs = dict(zarr.open_group(str(path), mode="r", zarr_format=3).attrs)
+    except Exception as err:  # zarr raises many types for a foreign or damaged directory
+        detail = (str(err).splitlines() or [type(err).__name__])[0][:200]
+        raise UserInputError(f"store {path}: not a UPS data store (no readable Zarr v3 group: {detail})") from None
+    if "format_version" not in attrs or "task" not in attrs or "spec" not in attrs:
+        raise UserInputError(f"store {path}: not a UPS data store (attrs task/format_version/spec missing)")
+    if attrs["format_version"] not in SUPPORTED_FORMAT_VERSIONS:
+        version, supported = attrs["format_version"], ", ".join(map(str, SUPPORTED_FORMAT_VERSIONS))
+        raise UserInputError(f"store {path}: format_version {version!r} is not supported (reads {supported})")
+    return attrs
+
+
+_SPEC_REQUIRED = tuple(f.name for f in dataclasses.fields(TaskSpec) if f.default is dataclasses.MISSING)
+_SPEC_KEYS = frozenset(f.name for f in dataclasses.fields(TaskSpec))
+
+
+def _spec_from_attrs(where: str, raw: Any, task: Any) -> TaskSpec:
+    """The ``spec`` attribute as a :class:`TaskSpec`, checked key by key so a hand-edited or cut attribute is one
+    line rather than a ``TypeError`` deep inside a metric."""
+    if not isinstance(raw, dict):
+        raise UserInputError(f"{where}: attribute spec is a {type(raw).__name__}, expected a mapping")
+    if missing := [k for k in _SPEC_REQUIRED if k not in raw]:
+        raise UserInputError(f"{where}: attribute spec is incomplete (missing {', '.join(missing)})")
+    if unknown := sorted(set(raw) - _SPEC_KEYS):
+        raise UserInputError(f"{where}: attribute spec has unknown keys {', '.join(map(str, unknown))}")
+    try:
+        spec = TaskSpec.from_attrs(raw)
+    except (TypeError, ValueError, AttributeError) as err:
+        raise UserInputError(f"{where}: attribute spec is malformed ({err})") from None
+    if problem := _spec_problem(spec):
+        raise UserInputError(f"{where}: attribute spec: {problem}")
+    if spec.task != task:
+        raise UserInputError(f"{where}: attribute task {task!r} disagrees with spec.task {spec.task!r}")
+    return spec
+
+
+def _spec_problem(spec: TaskSpec) -> str | None:
+    """What is wrong with a spec read from disk, or None."""
+
+    def names(values: Sequence[Any]) -> bool:
+        return all(isinstance(v, str) and v and "/" not in v for v in values) and len(set(values)) == len(values)
+
+    def positive(x: Any) -> bool:
+        return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x) and x > 0
+
+    if not isinstance(spec.task, str) or not spec.task:
+        return f"task must be a non-empty string, got {spec.task!r}"
+    if not spec.fields or not names(spec.fields):
+        return f"fields must be distinct non-empty names, got {list(spec.fields)}"
+    if not 1 <= spec.ndim <= 3 or not all(type(n) is int and n > 0 for n in spec.grid_shape):
+        return f"grid_shape must be 1 to 3 positive integers, got {list(spec.grid_shape)}"
+    if len(spec.domain) != spec.ndim or not all(positive(x) for x in spec.domain):
+        return f"domain must be {spec.ndim} positive length(s), got {list(spec.domain)}"
+    if not positive(spec.dt):
+        return f"dt must be a positive number, got {spec.dt!r}"
+    if spec.bc not in BOUNDARY_KINDS:
+        return f"bc {spec.bc!r} is not one of {', '.join(BOUNDARY_KINDS)}"
+    if not names(spec.param_names):
+        return f"param_names must be distinct non-empty names, got {list(spec.param_names)}"
+    if not isinstance(spec.extra, dict):
+        return f"extra must be a mapping, got {type(spec.extra).__name__}"
+    named = [*spec.velocity, *spec.bc_fields, *(q.field for q in spec.conserved)]
+    named += [spec.shock_field] if spec.shock_field is not None else []
+    if unknown := [f for f in named if f not in spec.fields]:
+        return f"names field(s) {unknown} that are not in fields {list(spec.fields)}"
+    return None
+
+
+def _splits_from_attrs(where: str, raw: Any) -> list[str]:
+    if raw is None:
+        raise UserInputError(f"{where}: attribute splits is missing (the list of split names)")
+    if not isinstance(raw, list) or not raw or not all(isinstance(v, str) and v and "/" not in v for v in raw):
+        raise UserInputError(f"{where}: attribute splits must be a non-empty list of split names, got {raw!r:.100}")
+    if len(set(raw)) != len(raw):
+        raise UserInputError(f"{where}: attribute splits names a split twice: {raw}")
+    return list(raw)
+
+
+def _check_layout(where: str, root: zarr.Group, spec: TaskSpec, splits: list[str]) -> None:
+    """Every array the spec and splits imply exists with the expected dtype and shape (metadata only)."""
+    with _reading(where, "metadata"):
+        present = set(array_paths(root))
+    expected = [f"coords/{axis}" for axis in SPACE_AXES[: spec.ndim]] + ["coords/t"]
+    for split in splits:
+        expected += [f"{split}/fields/{f}" for f in spec.fields] + [f"{split}/params", f"{split}/ids"]
+    expected += [f"stats/{f}/{m}" for f in spec.fields for m in ("mean", "std")]
+    for name in expected:
+        if name not in present:
+            raise UserInputError(f"{where}: missing array {name}")
+
+    time = root["coords/t"]
+    if time.ndim != 1:
+        raise UserInputError(f"{where}: coords/t has shape {tuple(time.shape)}, expected one axis")
+    n_frames = time.shape[0]
+    _check_array(where, "coords/t", time, "float64", (n_frames,))
+    for axis, n in zip(SPACE_AXES, spec.grid_shape, strict=False):
+        _check_array(where, f"coords/{axis}", root[f"coords/{axis}"], "float64", (n,))
+    for split in splits:
+        ids = root[f"{split}/ids"]
+        n_traj = ids.shape[0] if ids.ndim else -1
+        _check_array(where, f"{split}/ids", ids, "int64", (n_traj,))
+        n_params = len(spec.param_names)
+        _check_array(where, f"{split}/params", root[f"{split}/params"], "float32", (n_traj, n_params))
+        for f in spec.fields:
+            arr = root[f"{split}/fields/{f}"]
+            _check_array(where, f"{split}/fields/{f}", arr, "float32", (n_traj, n_frames, *spec.grid_shape))
+    for f in spec.fields:
+        for moment in ("mean", "std"):
+            _check_array(where, f"stats/{f}/{moment}", root[f"stats/{f}/{moment}"], "float64", ())
+
+
+def _check_array(where: str, name: str, arr: zarr.Array, dtype: str, shape: tuple[int, ...]) -> None:
+    if np.dtype(arr.dtype) != np.dtype(dtype):
+        raise UserInputError(f"{where}: {name} has dtype {arr.dtype}, expected {dtype}")
+    if tuple(arr.shape) != tuple(shape):
+        raise UserInputError(f"{where}: {name} has shape {tuple(arr.shape)}, expected {tuple(shape)}")
+
+
 class DatasetStore:
     """Read access to a UPS Zarr store; open with :meth:`DatasetStore.open`."""
 
-    def __init__(self, path: Path, root: zarr.Group):
+    def __init__(self, path: Path, root: zarr.Group, spec: TaskSpec, splits: list[str]):
         self._path = path
         self._root = root
+        self._spec = spec
+        self._splits = splits
+        self._where = f"store {path}"
 
     @classmethod
     def open(cls, path: str | Path) -> DatasetStore:
-        """Open a store read-only; a missing path, a non-UPS directory or an unknown format version is a one-line
-        :class:`UserInputError`."""
+        """Open a store read-only and check its metadata: the attributes (identity, format version, a complete spec,
+        the split list) and every array the spec implies, with its dtype and shape. Reads no chunk; each problem is a
+        one-line :class:`UserInputError` naming the store. :meth:`verify` checks the values."""
         path = Path(path)
-        if not path.exists():
-            raise UserInputError(f"store {path}: no such file or directory")
-        try:
-            root = zarr.open_group(str(path), mode="r", zarr_format=3)
-            attrs = dict(root.attrs)
-        except Exception as err:
-            raise UserInputError(f"store {path}: not a UPS data store (no readable Zarr v3 group: {err})") from None
-        if "format_version" not in attrs or "task" not in attrs or "spec" not in attrs:
-            raise UserInputError(f"store {path}: not a UPS data store (attrs task/format_version/spec missing)")
-        if attrs["format_version"] not in SUPPORTED_FORMAT_VERSIONS:
-            version, supported = attrs["format_version"], ", ".join(map(str, SUPPORTED_FORMAT_VERSIONS))
-            raise UserInputError(f"store {path}: format_version {version!r} is not supported (reads {supported})")
-        return cls(path, root)
+        attrs = _root_attrs(path)
+        where = f"store {path}"
+        spec = _spec_from_attrs(where, attrs["spec"], attrs["task"])
+        splits = _splits_from_attrs(where, attrs.get("splits"))
+        root = zarr.open_group(str(path), mode="r", zarr_format=3)
+        _check_layout(where, root, spec, splits)
+        return cls(path, root, spec, splits)
 
     @property
     def path(self) -> Path:
@@ -231,65 +391,85 @@ class DatasetStore:
 
     @property
     def spec(self) -> TaskSpec:
-        return TaskSpec.from_attrs(self._root.attrs["spec"])
+        return self._spec
 
     @property
     def splits(self) -> list[str]:
-        return list(self._root.attrs["splits"])
+        return list(self._splits)
 
     @property
     def content_sha256(self) -> str:
-        return str(self._root.attrs.get("content_sha256", ""))
+        """The stored content hash ('' when the store records none)."""
+        value = self._root.attrs.get("content_sha256")
+        return value if isinstance(value, str) else ""
 
-    def _array(self, name: str) -> zarr.Array:
-        try:
-            return self._root[name]
-        except KeyError:
-            raise UserInputError(f"store {self._path}: missing array {name}") from None
+    def verify(self, *, require_hash: bool = True) -> str:
+        """Read every value back and compare the content hash with the stored one; return the recomputed hash.
+
+        A truncated or garbage chunk, or a flipped byte, is a one-line :class:`UserInputError`. A store that records
+        no hash fails when ``require_hash`` (it cannot be trusted) and is only read through otherwise.
+        """
+        stored = self.content_sha256
+        if not stored and require_hash:
+            raise UserInputError(f"{self._where}: records no content_sha256, so its data cannot be verified")
+        computed = compute_content_sha256(self._path)
+        if stored and stored != computed:
+            raise UserInputError(
+                f"{self._where}: content hash mismatch (stored {stored[:12]}, computed {computed[:12]}); "
+                "the data was modified or corrupted"
+            )
+        return computed
+
+    def _read(self, name: str, selection: Any = ...) -> np.ndarray:
+        with _reading(self._where, name):
+            return np.asarray(self._root[name][selection])
 
     def _check_split(self, split: str) -> None:
-        if split not in self.splits:
-            raise UserInputError(f"store {self._path}: no split {split!r}; splits: {', '.join(self.splits)}")
+        if split not in self._splits:
+            raise UserInputError(f"{self._where}: no split {split!r}; splits: {', '.join(self._splits)}")
 
     def array(self, split: str, field: str) -> zarr.Array:
         """The lazy Zarr array ``[traj, time, *space]`` of one field, for slicing without loading it whole."""
         self._check_split(split)
-        return self._array(f"{split}/fields/{field}")
+        if field not in self._spec.fields:
+            raise UserInputError(f"{self._where}: no field {field!r}; fields: {', '.join(self._spec.fields)}")
+        return self._root[f"{split}/fields/{field}"]
 
     def fields(self, split: str) -> np.ndarray:
         """All fields of a split, float32 ``[traj, time, C, *space]`` with channels in ``spec.fields`` order."""
-        return np.stack([self.array(split, f)[...] for f in self.spec.fields], axis=2)
+        self._check_split(split)
+        return np.stack([self._read(f"{split}/fields/{f}") for f in self._spec.fields], axis=2)
 
     def params(self, split: str) -> np.ndarray:
         """float32 ``[traj, n_params]``, columns in ``spec.param_names`` order."""
         self._check_split(split)
-        return self._array(f"{split}/params")[...]
+        return self._read(f"{split}/params")
 
     def ids(self, split: str) -> np.ndarray:
         """int64 ``[traj]`` global trajectory ids."""
         self._check_split(split)
-        return self._array(f"{split}/ids")[...]
+        return self._read(f"{split}/ids")
 
     def stats(self) -> dict[str, tuple[float, float]]:
         """Field → (mean, std) over (traj, time, space) of the train split."""
         return {
-            f: (float(self._array(f"stats/{f}/mean")[...]), float(self._array(f"stats/{f}/std")[...]))
-            for f in self.spec.fields
+            f: (float(self._read(f"stats/{f}/mean")), float(self._read(f"stats/{f}/std"))) for f in self._spec.fields
         }
 
     def coords(self) -> dict[str, np.ndarray]:
         """Axis name (``x``, ``y``, ``z``, ``t``) → float64 coordinates."""
-        group = self._root["coords"]
-        return {name: arr[...] for name, arr in sorted(group.arrays())}
+        axes = [*SPACE_AXES[: self._spec.ndim], "t"]
+        return {axis: self._read(f"coords/{axis}") for axis in sorted(axes)}
 
 
 def validate_store(path: str | Path) -> dict[str, Any]:
     """Check a store end to end; raise :class:`UserInputError` with one line naming the first problem found.
 
-    Checks, in order: the path opens as a UPS store; every expected array exists (coords, each split's fields, params
-    and ids, stats); dtypes and shapes agree with the spec, the time axis and each other; no NaN/Inf; ids unique and
-    no trajectory (by id or by identical values) in two splits; the stats equal the train split's moments; the
-    recomputed content hash equals the stored one.
+    Checks, in order: the path opens as a UPS store, with complete attributes and every expected array (coords, each
+    split's fields, params and ids, stats) in the dtype and shape the spec, the time axis and the other arrays imply
+    (:meth:`DatasetStore.open`); every chunk decodes; no NaN/Inf; ids unique and no trajectory (by id or by identical
+    values) in two splits; the stats equal the train split's moments; the recomputed content hash equals the stored
+    one.
 
     Returns:
         summary: ``task``, ``content_sha256``, ``splits`` (name → number of trajectories), ``n_frames``, ``grid_shape``.
@@ -297,34 +477,16 @@ def validate_store(path: str | Path) -> dict[str, Any]:
     store = DatasetStore.open(path)
     where = f"store {store.path}"
     spec = store.spec
-    expected = [f"coords/{axis}" for axis in SPACE_AXES[: spec.ndim]] + ["coords/t"]
-    for split in store.splits:
-        expected += [f"{split}/fields/{f}" for f in spec.fields] + [f"{split}/params", f"{split}/ids"]
-    expected += [f"stats/{f}/{m}" for f in spec.fields for m in ("mean", "std")]
-    present = set(array_paths(store.root))
-    for name in expected:
-        if name not in present:
-            raise UserInputError(f"{where}: missing array {name}")
-
     n_frames = store.root["coords/t"].shape[0]
-    for axis, n in zip(SPACE_AXES, spec.grid_shape, strict=False):
-        _check_array(where, f"coords/{axis}", store.root[f"coords/{axis}"], "float64", (n,))
     seen_ids: dict[int, str] = {}
     seen_traj: dict[bytes, tuple[str, int]] = {}
     summary_splits: dict[str, int] = {}
     for split in store.splits:
-        ids = store.root[f"{split}/ids"]
+        ids = store.ids(split)
         n_traj = ids.shape[0]
-        _check_array(where, f"{split}/ids", ids, "int64", (n_traj,))
-        n_params = len(spec.param_names)
-        _check_array(where, f"{split}/params", store.root[f"{split}/params"], "float32", (n_traj, n_params))
-        field_arrays = [store.root[f"{split}/fields/{f}"] for f in spec.fields]
-        for f, arr in zip(spec.fields, field_arrays, strict=True):
-            _check_array(where, f"{split}/fields/{f}", arr, "float32", (n_traj, n_frames, *spec.grid_shape))
-        params = store.root[f"{split}/params"][...]
-        if not np.all(np.isfinite(params)):
+        if not np.all(np.isfinite(store.params(split))):
             raise UserInputError(f"{where}: NaN/Inf in {split}/params")
-        for traj_id in ids[...].tolist():
+        for traj_id in ids.tolist():
             if traj_id in seen_ids:
                 other = seen_ids[traj_id]
                 what = f"split {split}" if other == split else f"splits {other} and {split}"
@@ -332,10 +494,11 @@ def validate_store(path: str | Path) -> dict[str, Any]:
             seen_ids[traj_id] = split
         # One pass over the field values: finiteness, and a per-trajectory digest to find identical trajectories.
         digests = [hashlib.sha256() for _ in range(n_traj)]
-        for f, arr in zip(spec.fields, field_arrays, strict=True):
-            for lo, block in zip(range(0, n_traj, _HASH_ROWS), iter_rows(arr), strict=True):
+        for f in spec.fields:
+            name = f"{split}/fields/{f}"
+            for lo, block in zip(range(0, n_traj, _HASH_ROWS), _read_rows(store.root[name], where, name), strict=True):
                 if not np.all(np.isfinite(block)):
-                    raise UserInputError(f"{where}: NaN/Inf in {split}/fields/{f}")
+                    raise UserInputError(f"{where}: NaN/Inf in {name}")
                 for j, traj in enumerate(block):
                     digests[lo + j].update(np.ascontiguousarray(traj).tobytes())
         for i, digest in enumerate(d.digest() for d in digests):
@@ -356,13 +519,7 @@ def validate_store(path: str | Path) -> dict[str, Any]:
                     f"(mean {true_mean:.6g}, std {true_std:.6g})"
                 )
 
-    stored = store.content_sha256
-    computed = compute_content_sha256(store.path)
-    if stored != computed:
-        raise UserInputError(
-            f"{where}: content hash mismatch (stored {stored[:12] or 'none'}, computed {computed[:12]}); "
-            "the data was modified or corrupted"
-        )
+    computed = store.verify()
     return {
         "task": spec.task,
         "content_sha256": computed,
@@ -370,10 +527,3 @@ def validate_store(path: str | Path) -> dict[str, Any]:
         "n_frames": n_frames,
         "grid_shape": spec.grid_shape,
     }
-
-
-def _check_array(where: str, name: str, arr: zarr.Array, dtype: str, shape: tuple[int, ...]) -> None:
-    if np.dtype(arr.dtype) != np.dtype(dtype):
-        raise UserInputError(f"{where}: {name} has dtype {arr.dtype}, expected {dtype}")
-    if tuple(arr.shape) != tuple(shape):
-        raise UserInputError(f"{where}: {name} has shape {tuple(arr.shape)}, expected {tuple(shape)}")

@@ -125,6 +125,7 @@ def _open_store(args: argparse.Namespace, cfg: Any, splits: list[str]) -> Any:
     missing = [s for s in splits if s not in store.splits]
     if missing:
         raise UserInputError(f"data {store.path}: no split {missing[0]!r} (has {', '.join(store.splits)})")
+    store.verify()  # the content hash, before any score is computed from the data
     return store
 
 
