@@ -15,6 +15,7 @@ import sys
 import textwrap
 import time
 
+import pytest
 import torch
 
 from ups.config.loader import dump_yaml
@@ -84,3 +85,40 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run_bitwise(make_config, t
     assert resumed.metrics["stages"] == reference.metrics["stages"]
     rows = [(r.split(",")[1], r.split(",")[2]) for r in (killed / "curves.csv").read_text().splitlines()[1:]]
     assert len(rows) == len(set(rows)) == 12  # re-logged steps replaced, not duplicated
+
+
+class _Stop(Exception):
+    """Raised from the progress callback: the run stops as if killed after its step-8 checkpoint."""
+
+
+def test_resume_continues_from_last_old_when_a_kill_left_only_it(make_config, tiny_store, tmp_path):
+    """A kill between save_checkpoint's two renames leaves ``checkpoints/.last.old`` and no ``last``: resume picks the
+    old copy up at its step and ends bitwise where an uninterrupted run ends."""
+    cfg = make_config()
+    run_dir = tmp_path / "killed"
+
+    def stop_after_step_10(event):
+        if event.kind == "step" and event.step == 10:
+            raise _Stop
+
+    steps: list[int] = []
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with pytest.raises(_Stop):
+            train(cfg, stage="operator", run_dir=run_dir, data_path=tiny_store, progress=stop_after_step_10)
+        last = run_dir / "checkpoints" / "last"
+        assert _checkpoint_step(last) == ("operator", 8)  # saved every 4 steps
+        os.replace(last, last.with_name(".last.old"))  # the first rename of the step-12 save, then the kill
+
+        resumed = train(
+            cfg, stage="operator", run_dir=run_dir, resume=True, data_path=tiny_store,
+            progress=lambda e: steps.append(e.step) if e.kind == "step" else None,
+        )  # fmt: skip
+        reference = train(cfg, stage="operator", run_dir=tmp_path / "ref", data_path=tiny_store, progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    assert steps[0] == 9 and steps[-1] == 24  # continued after step 8, not from 0
+    assert not (run_dir / "checkpoints" / ".last.old").exists()
+    a, b = load_checkpoint(resumed.checkpoint_path), load_checkpoint(reference.checkpoint_path)
+    assert set(a.model) == set(b.model) and all(torch.equal(a.model[k], b.model[k]) for k in a.model)

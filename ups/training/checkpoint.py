@@ -5,12 +5,22 @@ optimizer state tensors under ``optim.<param index>.<key>``, the torch RNG state
 stage, the model's config dump, optimizer hyper-parameters, scheduler state, numpy and Python RNG states, metrics).
 Loading never unpickles, so a checkpoint from an untrusted source cannot run code.
 
-Writes go to a temporary sibling directory that is renamed into place, so a run killed mid-write keeps its previous
-checkpoint intact.
+Integrity: ``state.json`` records ``tensors_sha256``, the sha256 of the tensors file's bytes, and
+:func:`load_checkpoint` compares it before it trusts a weight (a flipped byte in a weight would otherwise score NaN or,
+worse, a plausible number). Checkpoints written before the field existed carry none and still load: the committed
+champions under ``champions/`` are such checkpoints, and the harness pins each of them separately by a sha256 of the
+whole directory (``ups.harness.champions.dir_sha256``).
+
+Crash safety: a save writes a temporary sibling directory (files fsynced) and swaps it in with two renames,
+``<name>`` → ``.<name>.old`` and temporary → ``<name>``, removing ``.<name>.old`` only once the new copy is in place. At
+every instant one complete checkpoint exists under ``<name>`` or ``.<name>.old``; :func:`recover_checkpoint` puts the
+old copy back when a kill fell between the two renames, and a save starts with it, so saving never deletes the only
+good copy.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
@@ -23,7 +33,8 @@ from typing import Any
 import numpy as np
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load as load_tensors
+from safetensors.torch import save as dump_tensors
 
 from ups.errors import UserInputError
 
@@ -110,30 +121,97 @@ def save_checkpoint(path: str | Path, ckpt: Checkpoint) -> Path:
     if ckpt.rng is not None:
         rng_tensors, state["rng"] = _jsonable_rng(ckpt.rng)
         tensors |= rng_tensors
+    blob = dump_tensors(tensors)
+    state["tensors_sha256"] = hashlib.sha256(blob).hexdigest()
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
-    save_file(tensors, str(tmp / TENSORS))
-    (tmp / STATE).write_text(json.dumps(state, indent=1, sort_keys=True))
-    old = path.with_name(f".{path.name}.old")
-    if path.exists():
+    recover_checkpoint(path)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp-"))
+    try:
+        _write_synced(tmp / TENSORS, blob)
+        _write_synced(tmp / STATE, json.dumps(state, indent=1, sort_keys=True).encode())
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    old = _old(path)
+    if _complete(path):
+        shutil.rmtree(old, ignore_errors=True)  # a leftover of a kill mid-cleanup; ``path`` is the good copy
         os.replace(path, old)
     os.replace(tmp, path)
+    _sync_dir(path.parent)
     shutil.rmtree(old, ignore_errors=True)
+    for debris in path.parent.glob(f".{path.name}.tmp-*"):  # temporaries of saves killed mid-write
+        shutil.rmtree(debris, ignore_errors=True)
     return path
 
 
-def load_checkpoint(path: str | Path) -> Checkpoint:
-    """Read a checkpoint directory; a missing or malformed one is a one-line :class:`UserInputError`."""
+def recover_checkpoint(path: str | Path) -> Path | None:
+    """Make ``path`` the last complete checkpoint again after a crash; return it, or None when there is none.
+
+    A save killed between its two renames leaves only ``.<name>.old``: it is moved back to ``path``. Nothing else is
+    touched, so a damaged ``path`` stays for :func:`load_checkpoint` to report.
+    """
     path = Path(path)
-    if not (path / TENSORS).is_file() or not (path / STATE).is_file():
+    if _complete(path):
+        return path
+    old = _old(path)
+    if not path.exists() and _complete(old):
+        os.replace(old, path)
+        _sync_dir(path.parent)
+        return path
+    return None
+
+
+def _old(path: Path) -> Path:
+    return path.with_name(f".{path.name}.old")
+
+
+def _complete(path: Path) -> bool:
+    return (path / TENSORS).is_file() and (path / STATE).is_file()
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    with path.open("wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _sync_dir(path: Path) -> None:
+    """fsync a directory, so the renames in it survive a power loss (not only a killed process)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def load_checkpoint(path: str | Path) -> Checkpoint:
+    """Read a checkpoint directory; a missing, malformed or corrupted one is a one-line :class:`UserInputError`.
+
+    The tensors file is checked against the ``tensors_sha256`` its ``state.json`` records; a checkpoint that records
+    none (written before the field existed) is read unchecked.
+    """
+    path = Path(path)
+    if not _complete(path):
         raise UserInputError(f"checkpoint {path}: not found (expected {TENSORS} and {STATE})")
     try:
-        tensors = load_file(str(path / TENSORS))
         state = json.loads((path / STATE).read_text())
-    except (SafetensorError, OSError, json.JSONDecodeError) as err:
+        blob = (path / TENSORS).read_bytes()
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise UserInputError(f"checkpoint {path}: unreadable ({str(err).splitlines()[0]})") from None
-    if state.get("format_version") != FORMAT_VERSION:
-        raise UserInputError(f"checkpoint {path}: unknown format_version {state.get('format_version')!r}")
+    if not isinstance(state, dict) or state.get("format_version") != FORMAT_VERSION:
+        version = state.get("format_version") if isinstance(state, dict) else None
+        raise UserInputError(f"checkpoint {path}: unknown format_version {version!r}")
+    expected = state.pop("tensors_sha256", None)
+    if expected is not None and hashlib.sha256(blob).hexdigest() != expected:
+        raise UserInputError(
+            f"checkpoint {path}: {TENSORS} does not match the sha256 in {STATE} "
+            f"({str(expected)[:12]}); the file was modified or corrupted"
+        )
+    try:
+        tensors = load_tensors(blob)
+    except (SafetensorError, ValueError) as err:
+        raise UserInputError(f"checkpoint {path}: unreadable ({str(err).splitlines()[0]})") from None
     groups: dict[str, dict[str, torch.Tensor]] = {"model": {}, "ema": {}, "optim": {}, "rng": {}}
     for name, value in tensors.items():
         prefix, rest = name.split(".", 1)

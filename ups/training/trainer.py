@@ -32,7 +32,7 @@ from ups.models.baseline import GridBaseline
 from ups.models.latent_operator import LatentOperator
 from ups.provenance import PACKAGE_DIR, code_hash, environment, git_info
 from ups.training import stages as st
-from ups.training.checkpoint import restore_rng
+from ups.training.checkpoint import recover_checkpoint, restore_rng
 from ups.training.distributed import DistInfo, barrier, init_distributed
 from ups.training.guards import Baseline, TrainingAborted
 from ups.training.loop import LoopContext, StageOutcome, run_stage
@@ -162,6 +162,9 @@ def train(
     to_run = _stages_to_run(cfg, stage, spec.steady)
     git = git_info(PACKAGE_DIR.parent)
     run = RunDir(run_dir or Path(run_root or cfg.logging.output_dir) / run_id(cfg, git["commit"]))
+    if dist.is_main and (resume or stage != "all"):
+        recover_checkpoint(run.last)  # a save killed between its two renames left only checkpoints/.last.old
+    barrier(dist)
     state = load_run_state(run, stage, to_run, resume, config_hash(cfg))
     if dist.is_main:
         if stage == "all" and not resume:
