@@ -1,8 +1,9 @@
 """Read a config file into a validated :class:`UPSConfig`.
 
-Order of operations in :func:`load_config`: safe-load YAML → resolve ``include:`` (deep merge, later wins) → map the
-playbook's reference-template vocabulary when present → apply ``UPS_<SECTION>__<KEY>`` environment overrides →
-validate. Every failure is a :class:`~ups.errors.UserInputError` with one line: ``<file>: <dotted.path>: <reason>``.
+Order of operations in :func:`load_config`: safe-load YAML with limits (:mod:`ups.config.safe_yaml`) → resolve
+``include:`` (deep merge, later wins) → map the playbook's reference-template vocabulary when present → apply
+``UPS_<SECTION>__<KEY>`` environment overrides → validate. Every failure is a :class:`~ups.errors.UserInputError` with
+one line: ``<file>: <dotted.path>: <reason>``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pydantic import BaseModel, ValidationError
 
 from ups.config.merge import deep_merge
 from ups.config.reference import from_reference_template, is_reference_template
+from ups.config.safe_yaml import BoundedLoader, read_text, safe_load_text
 from ups.config.schema import FIELD_CHECK, UPSConfig
 from ups.errors import UserInputError
 
@@ -37,26 +39,22 @@ __all__ = [
 ]
 
 ENV_PREFIX = "UPS_"
+#: Files read for one config, includes of includes counted each time; the configs in configs/ read at most three.
+#: Without a cap, a few files that each include the next one many times cost exponential time.
+MAX_INCLUDE_FILES = 64
 
 
 def load_yaml(path: str | Path) -> dict:
     """Safe-load one YAML file whose top level is a mapping (an empty file is ``{}``).
 
+    Parsing is bounded (:mod:`ups.config.safe_yaml`): alias bombs, deep nesting and duplicate keys are errors.
+
     Raises:
-        UserInputError: missing file, invalid YAML, a Python tag or other unsafe construct, or a non-mapping top level.
+        UserInputError: missing or non-UTF-8 file, invalid YAML, a Python tag or other unsafe construct, a YAML limit
+            or duplicate key, or a non-mapping top level.
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UserInputError(f"{path}: config file not found") from None
-    except OSError as err:
-        raise UserInputError(f"{path}: cannot read ({err.strerror})") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        reason = " ".join(str(err).split())
-        raise UserInputError(f"{path}: invalid YAML ({reason})") from None
+    data = safe_load_text(read_text(path, "config file"), str(path))
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -82,14 +80,18 @@ def resolve_includes(path: str | Path, root: str | Path | None = None) -> dict:
             (so ``configs/small/x.yaml`` may include ``../presets/tiny.yaml``), else the top-level file's directory.
 
     Raises:
-        UserInputError: an include cycle (named), an include outside ``root``, a missing include, bad YAML.
+        UserInputError: an include cycle (named), an include outside ``root``, a missing include, more than
+            ``MAX_INCLUDE_FILES`` files read, bad YAML.
     """
     path = Path(path)
     root_dir = Path(root).resolve() if root is not None else default_root(path)
-    return _resolve(path, root_dir, stack=())
+    return _resolve(path, root_dir, stack=(), loaded=[])
 
 
-def _resolve(path: Path, root: Path, stack: tuple[Path, ...]) -> dict:
+def _resolve(path: Path, root: Path, stack: tuple[Path, ...], loaded: list[Path]) -> dict:
+    loaded.append(path)
+    if len(loaded) > MAX_INCLUDE_FILES:
+        raise UserInputError(f"{loaded[0]}: includes read more than {MAX_INCLUDE_FILES} files")
     data = load_yaml(path)
     includes = data.pop("include", None)
     if includes is None:
@@ -109,7 +111,7 @@ def _resolve(path: Path, root: Path, stack: tuple[Path, ...]) -> dict:
             raise UserInputError(f"{path}: include cycle: {cycle}")
         if not target.is_file():
             raise UserInputError(f"{path}: include {entry!r} not found ({target})")
-        merged = deep_merge(merged, _resolve(target, root, here))
+        merged = deep_merge(merged, _resolve(target, root, here, loaded))
     return deep_merge(merged, data)
 
 
@@ -135,7 +137,7 @@ def apply_env_overrides(data: dict, environ: Mapping[str, str] | None = None) ->
         if parts[0] not in UPSConfig.model_fields or not all(parts):
             continue
         try:
-            value = yaml.safe_load(environ[name])
+            value = yaml.load(environ[name], Loader=BoundedLoader)  # noqa: S506 - a bounded SafeLoader
         except yaml.YAMLError:
             value = environ[name]
         update: Any = value

@@ -19,10 +19,35 @@ from pydantic_core import PydanticCustomError
 
 from ups.config.merge import get_path, setdefault_path
 
-PosInt = Annotated[int, Field(ge=1)]
-NonNegInt = Annotated[int, Field(ge=0)]
-PosFloat = Annotated[float, Field(gt=0)]
-NonNegFloat = Annotated[float, Field(ge=0)]
+# Upper bounds, so that whatever validates can run: far above every preset (L: latent.dim 512, 1024 tokens, depth 40,
+# batch_tokens 512000) and low enough that products of sizes (parameters, FLOPs, activation bytes) stay inside int64 and
+# a dry run on the meta device can count them. Floats must be finite everywhere (``allow_inf_nan=False`` on Section).
+MAX_WIDTH = 2**16  # feature widths: dims, hidden sizes, channels, heads, multipliers
+MAX_TOKENS = 2**16  # latent tokens, attention window, token pooling factor
+MAX_LAYERS = 1024  # blocks per stage, layers, U-Net levels
+MAX_POINTS = 2**24  # query points, supernodes, grid cells per axis and patch size
+MAX_BATCH = 2**16  # samples per batch (``batch_size`` or ``batch_tokens // latent.tokens``), candidates, ensembles
+MAX_FRAMES = 2**16  # time steps: rollouts, horizons, strides (datasets store a few hundred frames)
+MAX_STEPS = 2**31 - 1  # optimizer steps, epochs, TTC steps and evaluations: int32, as torch indexes them
+MAX_SEED = 2**32 - 1  # numpy.random.seed accepts 0 … 2**32 - 1, the narrowest of python, numpy and torch
+MAX_SECONDS = 1e8  # wall-clock budgets (about three years)
+MAX_WEIGHT = 1e6  # loss and reward weights, factors and thresholds
+
+PosInt = Annotated[int, Field(ge=1, le=MAX_STEPS)]
+NonNegInt = Annotated[int, Field(ge=0, le=MAX_STEPS)]
+Width = Annotated[int, Field(ge=1, le=MAX_WIDTH)]
+Tokens = Annotated[int, Field(ge=1, le=MAX_TOKENS)]
+Layers = Annotated[int, Field(ge=1, le=MAX_LAYERS)]
+Points = Annotated[int, Field(ge=1, le=MAX_POINTS)]
+Batch = Annotated[int, Field(ge=1, le=MAX_BATCH)]
+Frames = Annotated[int, Field(ge=1, le=MAX_FRAMES)]
+Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
+PosFloat = Annotated[float, Field(gt=0, le=MAX_WEIGHT)]
+NonNegFloat = Annotated[float, Field(ge=0, le=MAX_WEIGHT)]
+Seconds = Annotated[float, Field(gt=0, le=MAX_SECONDS)]
+Frequency = Annotated[float, Field(gt=0, le=1e4)]  # Fourier feature frequency, in cycles per unit length
+LearningRate = Annotated[float, Field(gt=0, le=1)]
+Noise = Annotated[float, Field(ge=0, le=100)]  # a standard deviation in units of the normalised field (std 1)
 Fraction = Annotated[float, Field(ge=0, le=1)]
 OpenUnit = Annotated[float, Field(gt=0, lt=1)]
 Lambda = Annotated[float, Field(ge=0, le=2)]  # playbook: physics-residual guidance λ ≤ 2, re-check calibration
@@ -41,14 +66,14 @@ def field_error(path: str, reason: str) -> PydanticCustomError:
 class Section(BaseModel):
     """Base of every config section: frozen, unknown keys rejected."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 # --- run, data ------------------------------------------------------------------------------------------------------
 
 
 class RunConfig(Section):
-    seed: int = 0  # seeds torch/numpy/python for training and sampling
+    seed: Seed = 0  # seeds torch/numpy/python for training and sampling
     device: Literal["auto", "cpu", "cuda"] = "auto"
     mixed_precision: Literal["bf16", "fp16", "fp32"] = "bf16"  # autocast dtype when training.amp on CUDA
     model: Name = "latent_operator"  # the candidate: a name registered in ups.models.MODELS, checked at build
@@ -61,9 +86,9 @@ class DataConfig(Section):
     split: SplitName = "train"
     root: str = "data"
     size: Literal["small", "full"] = "small"
-    seed: int = 0  # generation seed of the built-in solvers; splits are frozen by it
+    seed: Seed = 0  # generation seed of the built-in solvers; splits are frozen by it
     fields: tuple[str, ...] | None = None  # channels to model, in this order; None: all of the task's fields
-    patch_size: PosInt = 1  # grid encoder: cells per patch along each axis
+    patch_size: Points = 1  # grid encoder: cells per patch along each axis
 
 
 # --- model ----------------------------------------------------------------------------------------------------------
@@ -76,11 +101,11 @@ class DecoderConfig(Section):
     and ``query_points`` apply to the any-point decoder only."""
 
     kind: Literal["anypoint", "grid"] = "anypoint"
-    hidden_dim: PosInt = 32  # default: latent.dim
-    num_layers: PosInt = 2
-    num_heads: PosInt = 4
-    frequencies: tuple[PosFloat, ...] = Field((1.0, 2.0, 4.0, 8.0), min_length=1)
-    query_points: PosInt = 16384  # per frame in training (capped at the grid size); playbook 8k-32k
+    hidden_dim: Width = 32  # default: latent.dim
+    num_layers: Layers = 2
+    num_heads: Width = 4
+    frequencies: tuple[Frequency, ...] = Field((1.0, 2.0, 4.0, 8.0), min_length=1, max_length=MAX_LAYERS)
+    query_points: Points = 16384  # per frame in training (capped at the grid size); playbook 8k-32k
     local_bias: bool = False  # add −d²/(2σ²) (query to token anchor, σ learned per head) to the attention logits
 
     @model_validator(mode="after")
@@ -91,10 +116,10 @@ class DecoderConfig(Section):
 
 
 class LatentConfig(Section):
-    dim: PosInt = 32
-    tokens: PosInt = 32
+    dim: Width = 32
+    tokens: Tokens = 32
     encoder: Literal["grid", "upt"] = "grid"  # GridEncoder (patches) or UPTEncoder (points → supernodes → Perceiver)
-    supernodes: PosInt = 2048  # UPT encoder only; playbook 2k-8k (capped at the number of input points)
+    supernodes: Points = 2048  # UPT encoder only; playbook 2k-8k (capped at the number of input points)
     decoder: DecoderConfig = DecoderConfig()
 
 
@@ -107,15 +132,15 @@ class PDETConfig(Section):
     up), so ``len(depths) == len(u_stages)`` and total depth is ``sum(depths)``.
     """
 
-    input_dim: PosInt = 32  # default: latent.dim (must equal it)
-    hidden_dim: PosInt = 32  # default: latent.dim
-    depths: tuple[PosInt, ...] = Field((1, 1, 1), min_length=1)
-    group_size: PosInt = 8  # playbook window_size 8-16; increase to cut memory
-    num_heads: PosInt = 4  # keep head_dim ~64 at scale
-    mlp_ratio: PosInt = 4
+    input_dim: Width = 32  # default: latent.dim (must equal it)
+    hidden_dim: Width = 32  # default: latent.dim
+    depths: tuple[Layers, ...] = Field((1, 1, 1), min_length=1, max_length=16)
+    group_size: Tokens = 8  # playbook window_size 8-16; increase to cut memory
+    num_heads: Width = 4  # keep head_dim ~64 at scale
+    mlp_ratio: Annotated[int, Field(ge=1, le=64)] = 4
     shifted_windows: bool = True
     u_shape: bool = True
-    u_stages: tuple[PosInt, ...] = Field((1, 2, 4), min_length=1)  # token pooling factor per stage
+    u_stages: tuple[Tokens, ...] = Field((1, 2, 4), min_length=1, max_length=16)  # token pooling factor per stage
     channel_separated: bool = False  # per-channel token streams; multiplies tokens by C (presets S/B/L turn it on)
     qk_rmsnorm: bool = True
     dropout: Fraction = 0.0  # usually not needed with EMA + clip
@@ -152,22 +177,22 @@ class BaselineConfig(Section):
     width 64-128 and 12-20 modes.
     """
 
-    width: PosInt = 32  # U-Net: channels at full resolution (doubled per level); FNO: hidden channels
-    levels: PosInt = 2  # U-Net: stride-2 downsamplings
-    modes: PosInt = 16  # FNO: Fourier modes kept per axis (capped at the grid size)
-    layers: PosInt = 4  # FNO: Fourier layers
+    width: Width = 32  # U-Net: channels at full resolution (doubled per level); FNO: hidden channels
+    levels: Annotated[int, Field(ge=1, le=12)] = 2  # U-Net: stride-2 downsamplings (2**12 cells > any grid axis)
+    modes: Points = 16  # FNO: Fourier modes kept per axis (capped at the grid size)
+    layers: Layers = 4  # FNO: Fourier layers
 
 
 class DiffusionConfig(Section):
     """Few-step residual corrector (rectified flow, distilled to a consistency student)."""
 
     enabled: bool = True
-    latent_dim: PosInt = 32  # default: latent.dim (must equal it)
-    hidden_dim: PosInt = 32  # default: latent.dim
-    num_layers: PosInt = 3
+    latent_dim: Width = 32  # default: latent.dim (must equal it)
+    hidden_dim: Width = 32  # default: latent.dim
+    num_layers: Layers = 3
     method: Literal["rectified_flow", "consistency"] = "consistency"  # sampler at inference
     steps: int = Field(2, ge=1, le=4)  # playbook: 1-2 step student
-    cadence_steps: PosInt = 16  # corrector every k rollout steps; playbook 8-32
+    cadence_steps: Frames = 16  # corrector every k rollout steps; playbook 8-32
     gap_threshold: PosFloat | None = None  # also correct when the physics gap exceeds this
     guidance_lambda: Lambda = 1.0
 
@@ -184,11 +209,11 @@ class LossWeights(Section):
 
 
 class TrainingConfig(Section):
-    batch_size: PosInt = 16
+    batch_size: Batch = 16
     batch_tokens: PosInt | None = None  # when set: batch_size = max(1, batch_tokens // latent.tokens)
-    time_stride: PosInt = 1  # stored frames per model step
+    time_stride: Frames = 1  # stored frames per model step
     dt: PosFloat | None = None  # Δt fed to the conditioner; None: time_stride × the dataset's dt
-    num_workers: NonNegInt = 0
+    num_workers: Annotated[int, Field(ge=0, le=1024)] = 0
     shuffle: bool = True
     latent_cache_dir: str | None = None
     amp: bool = True  # autocast (run.mixed_precision) on CUDA; no effect on CPU
@@ -196,13 +221,13 @@ class TrainingConfig(Section):
     activation_checkpointing: bool = False
     ema_decay: float = Field(0.9995, ge=0, lt=1)  # playbook 0.999-0.9999
     grad_clip: PosFloat | None = 1.0  # global norm; a stage's grad_clip overrides it
-    horizon_curriculum: tuple[PosInt, ...] = Field((4, 8, 16, 32), min_length=1)
+    horizon_curriculum: tuple[Frames, ...] = Field((4, 8, 16, 32), min_length=1, max_length=MAX_LAYERS)
     grow_every_steps: PosInt = 2000
     freeze_bottom_on_grow: bool = True  # freeze the bottom third when the horizon first grows
-    sampling_temperature: PosFloat = 0.7  # regime/BC sampler; playbook 0.6-0.8
+    sampling_temperature: Annotated[float, Field(gt=0, le=100)] = 0.7  # regime/BC sampler; playbook 0.6-0.8
     early_stop_at: Fraction | None = 0.35  # stop if val has not beaten baseline by 1σ at this budget fraction
     physics_spike_factor: PosFloat | None = 10.0  # abort (keep last good checkpoint) past this × baseline gap
-    time_budget_s: PosFloat | None = None  # operator stage: stop at the first step past this wall clock (not bitwise)
+    time_budget_s: Seconds | None = None  # operator stage: stop at the first step past this wall clock (not bitwise)
     loss: LossWeights = LossWeights()
 
     @model_validator(mode="after")
@@ -215,15 +240,15 @@ class TrainingConfig(Section):
 
 class OptimizerConfig(Section):
     name: Literal["adamw", "adam"] = "adamw"
-    lr: PosFloat = 3e-4  # playbook: 3e-4 at ~256k batch tokens, scale linearly
+    lr: LearningRate = 3e-4  # playbook: 3e-4 at ~256k batch tokens, scale linearly
     betas: tuple[Annotated[float, Field(ge=0, lt=1)], Annotated[float, Field(ge=0, lt=1)]] = (0.9, 0.95)
-    weight_decay: NonNegFloat = 0.01  # operators 0.01; diffusion stages default to 0.02
+    weight_decay: Fraction = 0.01  # operators 0.01; diffusion stages default to 0.02
 
 
 class SchedulerConfig(Section):
     name: Literal["cosineannealinglr", "constant"] = "cosineannealinglr"
     t_max: PosInt | None = None  # cosine period in epochs; None: the stage's epochs
-    eta_min: NonNegFloat = 0.0
+    eta_min: Fraction = 0.0  # a learning rate: at most 1, like optimizer.lr
     warmup_ratio: Fraction = 0.05  # linear warm-up over this fraction of the stage's steps; playbook 3-6%
 
 
@@ -275,8 +300,8 @@ class StagesConfig(Section):
 
 class TTCSamplerConfig(Section):
     tau_range: tuple[OpenUnit, OpenUnit] = (0.15, 0.85)
-    noise_std: NonNegFloat = 0.015
-    noise_schedule: tuple[NonNegFloat, ...] = (0.03, 0.015, 0.005)
+    noise_std: Noise = 0.015
+    noise_schedule: tuple[Noise, ...] = Field((0.03, 0.015, 0.005), max_length=MAX_LAYERS)
 
     @model_validator(mode="after")
     def _ordered(self) -> TTCSamplerConfig:
@@ -295,7 +320,7 @@ class RewardWeights(Section):
 class TTCRewardConfig(Section):
     """Reward on decoded fields; terms whose field the task lacks are skipped."""
 
-    grid: tuple[PosInt, ...] | None = None  # decode grid for the reward; None: the task's grid
+    grid: tuple[Points, ...] | None = Field(None, max_length=3)  # decode grid for the reward; None: the task's grid
     mass_field: str | None = None  # None: the task's conserved quantities
     energy_field: str | None = None
     weights: RewardWeights = RewardWeights()
@@ -304,13 +329,13 @@ class TTCRewardConfig(Section):
 class TTCDecoderConfig(Section):
     """The decoder TTC scores with. It is always the *trained* ``latent.decoder``: these fields must match it."""
 
-    latent_dim: PosInt = 32  # default: latent.dim (must equal it)
-    query_dim: PosInt | None = None  # spatial dims of queries; None: the task's
-    hidden_dim: PosInt = 32
-    num_layers: PosInt = 2
-    num_heads: PosInt = 4
-    frequencies: tuple[PosFloat, ...] = Field((1.0, 2.0, 4.0, 8.0), min_length=1)
-    output_channels: dict[str, PosInt] = {}  # fields the reward reads
+    latent_dim: Width = 32  # default: latent.dim (must equal it)
+    query_dim: Annotated[int, Field(ge=1, le=3)] | None = None  # spatial dims of queries; None: the task's
+    hidden_dim: Width = 32
+    num_layers: Layers = 2
+    num_heads: Width = 4
+    frequencies: tuple[Frequency, ...] = Field((1.0, 2.0, 4.0, 8.0), min_length=1, max_length=MAX_LAYERS)
+    output_channels: dict[str, Width] = {}  # fields the reward reads
 
 
 #: Architecture fields shared by ``ttc.decoder`` and ``latent.decoder`` (each fills the other's omissions).
@@ -320,9 +345,9 @@ DECODER_ARCH = ("hidden_dim", "num_layers", "num_heads", "frequencies")
 class TTCConfig(Section):
     enabled: bool = False
     steps: PosInt = 1
-    candidates: PosInt = 8
-    beam_width: PosInt = 3
-    horizon: PosInt = 1  # look-ahead steps per candidate
+    candidates: Batch = 8
+    beam_width: Batch = 3
+    horizon: Frames = 1  # look-ahead steps per candidate
     max_evaluations: PosInt | None = None  # reward evaluations per sample; None: unlimited
     sampler: TTCSamplerConfig = TTCSamplerConfig()
     reward: TTCRewardConfig = TTCRewardConfig()
@@ -354,19 +379,20 @@ class PhysicsConfig(Section):
 class EvalBudget(Section):
     """Budget of one evaluation size (``data.size``)."""
 
-    time_budget_s: PosFloat = 3600.0  # playbook Small Eval: 10-60 min
-    rollout_steps: PosInt | None = None  # overrides eval.rollout_steps at this size
+    time_budget_s: Seconds = 3600.0  # playbook Small Eval: 10-60 min
+    rollout_steps: Frames | None = None  # overrides eval.rollout_steps at this size
 
 
 class FullEvalBudget(EvalBudget):
-    time_budget_s: PosFloat = 8 * 3600.0  # playbook Full Eval: overnight
+    time_budget_s: Seconds = 8 * 3600.0  # playbook Full Eval: overnight
 
 
 class EvalConfig(Section):
-    rollout_steps: PosInt = 16  # predicted frames per rollout (input frames excluded)
-    horizons: tuple[PosInt, ...] = (1, 4, 16)  # nRMSE@k / pearson@k steps, each <= rollout_steps
-    splits: tuple[SplitName, ...] = Field(("test",), min_length=1)
-    ensemble_size: PosInt = 8  # corrector samples for ECE / CRPS / spread-skill
+    rollout_steps: Frames = 16  # predicted frames per rollout (input frames excluded)
+    # nRMSE@k / pearson@k steps, each <= rollout_steps
+    horizons: tuple[Frames, ...] = Field((1, 4, 16), max_length=MAX_LAYERS)
+    splits: tuple[SplitName, ...] = Field(("test",), min_length=1, max_length=MAX_LAYERS)
+    ensemble_size: Batch = 8  # corrector samples for ECE / CRPS / spread-skill
     small: EvalBudget = EvalBudget()
     full: FullEvalBudget = FullEvalBudget()
 
@@ -453,6 +479,9 @@ class UPSConfig(Section):
             raise field_error("operator.pdet.input_dim", f"must equal latent.dim ({dim}), got {pdet.input_dim}")
         if self.diffusion.latent_dim != dim:
             raise field_error("diffusion.latent_dim", f"must equal latent.dim ({dim}), got {self.diffusion.latent_dim}")
+        if (batch_tokens := self.training.batch_tokens) and batch_tokens // tokens > MAX_BATCH:
+            reason = f"gives a batch of {batch_tokens // tokens} at latent.tokens {tokens}, more than {MAX_BATCH}"
+            raise field_error("training.batch_tokens", reason)
         if pdet.group_size > tokens:
             raise field_error("operator.pdet.group_size", f"must be <= latent.tokens ({tokens}), got {pdet.group_size}")
         if pdet.u_shape and tokens % pdet.u_stages[-1]:

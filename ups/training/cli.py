@@ -28,13 +28,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from ups.config import load_config
     from ups.training.guards import TrainingAborted
-    from ups.training.trainer import train
+    from ups.training.trainer import operator_class, train
 
     main = int(os.environ.get("RANK", "0")) == 0
+    # The schema and run.model are checked before train() creates or resets the run directory. Checks that need the
+    # data (conditioning inputs, fields) still run inside train(), after it has written config.yaml and env.json.
+    cfg = load_config(args.config)
+    operator_class(cfg)
     try:
         result = train(
-            args.config,
+            cfg,
             stage=args.stage,
             run_root=args.run_root,
             run_dir=args.run_dir,
