@@ -66,7 +66,7 @@ class Project:
     def runner(self, cache=None) -> SuiteRunner:
         suite = SuiteConfig.model_validate(SUITE)
         record = lambda table, row: self.rows.append((table, row))  # noqa: E731
-        return SuiteRunner(suite, root=self.root, cache_dir=cache or self.cache, record=record)
+        return SuiteRunner(suite, root=self.root, cache_dir=cache or self.cache, sink=lambda run_id: record)
 
     def check(self, metric: str, cache=None):
         """The regression gate on ``metric`` decided by a fresh runner, and the failsafes rows it recorded."""

@@ -10,7 +10,8 @@ import ups.harness.runner as runner_module
 from ups.errors import UserInputError
 from ups.harness.champions import load_champion, write_champion
 from ups.harness.gates import Gate
-from ups.harness.session import candidate_stats, promote
+from ups.harness.promotion import promote
+from ups.metrics.seeds import stats_from_rows
 from ups.inference import load_surrogate
 
 from .conftest import TINY_CANDIDATE
@@ -44,7 +45,7 @@ def promoted(tiny_runner, tmp_path):
         suite="small",
         task="burgers1d",
         run_row=run_row,
-        stats=candidate_stats(rows, "burgers1d"),
+        stats=stats_from_rows(r for r in rows if r["task"] == "burgers1d"),
         candidate={},
         checkpoints=runner.checkpoints("burgers1d"),
     )

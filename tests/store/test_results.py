@@ -214,21 +214,6 @@ def test_leaderboard_view_is_the_mean_over_seeds_of_test_whole_rollout(store: Re
     assert rows[2]["ECE"] == pytest.approx(0.2) and rows[2]["nRMSE"] is None
 
 
-def test_metric_summary_uses_sample_std(store: ResultsStore):
-    store.ingest(run_row(), sample_metrics(), [])
-    s = store.metric_summary("r1", "burgers1d")
-    assert set(s) == {"nrmse", "nrmse@4", "conservation_gap", "bc_violation"}
-    assert s["nrmse"]["mean"] == pytest.approx(statistics.fmean(NRMSE.values()))
-    assert s["nrmse"]["std"] == pytest.approx(statistics.stdev(NRMSE.values()))  # ddof=1
-    assert s["nrmse"]["n"] == 3 and s["nrmse"]["per_seed"] == pytest.approx(NRMSE)
-    assert s["bc_violation"] == {"mean": None, "std": 0.0, "n": 0, "per_seed": {0: None, 1: None, 2: None}}
-
-
-def test_metric_summary_single_seed_has_zero_std(store: ResultsStore):
-    store.ingest(run_row(), [metric("t", 3, "nrmse", 0.25)], [])
-    assert store.metric_summary("r1", "t")["nrmse"] == {"mean": 0.25, "std": 0.0, "n": 1, "per_seed": {3: 0.25}}
-
-
 def test_promotion_history_and_gate_thresholds(store: ResultsStore):
     store.ingest(run_row(), [], [gate(metric_name="conservation_gap", threshold=2e-3), gate(threshold=0.2)])
     store.ingest(run_row("r2", created_at="2025-03-01T00:00:00Z"), [], [gate(metric_name="conservation_gap")])

@@ -19,11 +19,6 @@ class Timing:
     median_s: float
     samples_s: tuple[float, ...]
 
-    @property
-    def spread_s(self) -> float:
-        """Robust standard deviation of one sample (1.4826 × median absolute deviation)."""
-        med = self.median_s
-        return 1.4826 * statistics.median(abs(s - med) for s in self.samples_s)
 
 
 def _sync(device: torch.device | None) -> None:

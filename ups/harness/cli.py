@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ups.errors import UserInputError
-from ups.harness.session import promote_run
+from ups.harness.promotion import promote_run
 from ups.harness.suite import SUITE_FILES, load_suite
 
 

@@ -39,7 +39,7 @@ from ups.harness.champions import Champion, load_champion, verified_checkpoint
 from ups.harness.gates import Gate, GateFile, GateResult, check_gates_against, evaluate_gate, load_gate_file
 from ups.harness.sources import Source
 from ups.harness.suite import ModelEntry, SuiteConfig
-from ups.metrics.seeds import SeedStat
+from ups.metrics.seeds import SeedStat, stats_from_rows
 from ups.models import MODELS, Surrogate
 from ups.provenance import canonical_hash, code_hash, scoring_hash
 
@@ -72,17 +72,13 @@ class TaskEvaluation:
 
     @cached_property
     def stats(self) -> dict[str, dict[str, SeedStat]]:
-        per: dict[str, dict[str, dict[int, float | None]]] = {}
-        traj: dict[str, dict[str, dict[int, tuple[float, ...]]]] = {}
-        for r in self.results:
-            for v in r.values:
-                per.setdefault(r.split, {}).setdefault(v.name, {})[r.seed] = v.value
-                if v.per_traj is not None:
-                    traj.setdefault(r.split, {}).setdefault(v.name, {})[r.seed] = v.per_traj
-        return {
-            s: {m: SeedStat.from_seeds(seeds, traj.get(s, {}).get(m)) for m, seeds in ms.items()}
-            for s, ms in per.items()
-        }
+        rows = [
+            {"split": r.split, "seed": r.seed, "metric": v.metric, "horizon": v.horizon, "value": v.value,
+             "per_traj": v.per_traj}
+            for r in self.results
+            for v in r.values
+        ]  # fmt: skip
+        return stats_from_rows(rows)
 
     @property
     def machine_ref_s(self) -> float | None:
@@ -94,8 +90,9 @@ class TaskEvaluation:
 class SuiteRunner:
     """Lazily trains, evaluates and caches each task's models (candidate and baselines) and champion for one suite.
 
-    ``record(table, row)`` receives the candidate's rows; ``sinks[name]`` the rows of baseline ``name`` (each
-    baseline is its own run on the leaderboard); both default to dropping rows.
+    Each model is its own run on the leaderboard (:meth:`run_id`); its rows go to ``sink(run_id)`` (default: dropped),
+    the first of them its ``run_meta`` row: ``run_meta`` (the session's provenance: commit, code hash, environment,
+    start time) plus what this suite says about the run.
     """
 
     def __init__(
@@ -107,8 +104,10 @@ class SuiteRunner:
         seeds: list[int] | None = None,
         device: str = "cpu",
         champion_ref: str | None = None,
-        record: Callable[[str, dict], None] = lambda table, row: None,
-        run_id: str = "adhoc",
+        label: str | None = None,
+        stamp: str = "adhoc",
+        run_meta: dict | None = None,
+        sink: Callable[[str], Callable[[str, dict], None]] = lambda run_id: lambda table, row: None,
         progress: Callable[[str, str, int], Callable | bool] = lambda name, task, seed: False,
     ):
         self.suite = suite
@@ -117,17 +116,42 @@ class SuiteRunner:
         self.seeds = seeds or suite.seeds
         self.baseline_seeds = suite.baseline_seeds or self.seeds[:1]
         self.device = torch.device(device)
-        self.champion_ref = champion_ref
         self.source = Source(root, champion_ref)  # where the suite's gate file, champions and checkpoints come from
-        self.record = record
-        self.run_id = run_id
+        self.stamp = stamp
+        self._label = label
+        self._run_meta = run_meta or {}
+        self.sink = sink
         self.progress = progress  # (model, task, seed) -> train(progress=...) of that run (ups.harness.progress)
-        self.sinks: dict[str, tuple[str, Callable[[str, dict], None]]] = {}  # baseline -> (run_id, record)
         self._datasets: dict[str, DatasetStore] = {}
         self._evaluations: dict[tuple[str, str], TaskEvaluation] = {}
         self._failed: dict[tuple[str, str], str] = {}
         self._champions: dict[str, Champion | None] = {}
-        self.run_meta: dict = {}  # written to the shard with the first metric rows
+
+    def run_id(self, name: str = "candidate") -> str:
+        """Model ``name``'s run id: suite, (baseline name,) identity hash, commit and session stamp."""
+        commit = str(self._run_meta.get("commit", "unknown"))[:8]
+        if name == "candidate":
+            return f"{self.suite.suite}-{self.config_hash[:10]}-{commit}-{self.stamp}"
+        return f"{self.suite.suite}-{name}-{canonical_hash(self.identity(name))[:10]}-{commit}-{self.stamp}"
+
+    def record(self, table: str, row: dict, name: str = "candidate") -> None:
+        """Append ``row`` to ``table`` of model ``name``'s run."""
+        self.sink(self.run_id(name))(table, row)
+
+    def run_meta(self, name: str = "candidate") -> dict:
+        """The ``run_meta`` row of model ``name``'s run (the first row its shards get)."""
+        baseline = name != "candidate"
+        return self._run_meta | {
+            "run_id": self.run_id(name),
+            "suite": self.suite.suite,
+            "label": name if baseline else self.label,
+            "config_hash": canonical_hash(self.identity(name)) if baseline else self.config_hash,
+            "candidate": self.identity(name),
+            "seeds": self.baseline_seeds if baseline else self.seeds,
+            "tasks": list(self.suite.tasks),
+            "champions": str(self.root / self.suite.champions),
+            "role": "baseline" if baseline else "candidate",
+        }
 
     # --- what is scored -------------------------------------------------------------------------------------------
 
@@ -172,6 +196,8 @@ class SuiteRunner:
 
     @property
     def label(self) -> str:
+        if self._label:
+            return self._label
         cand = self.suite.candidate
         return cand.model or Path(cand.config).stem.replace("{task}", "").strip("_-") or "candidate"
 
@@ -354,7 +380,8 @@ class SuiteRunner:
             raise CandidateFailed(self._failed[name, task])
         if (name, task) not in self._evaluations:
             seeds = self.seeds if name == "candidate" else self.baseline_seeds
-            run_id, record = (self.run_id, self.record) if name == "candidate" else self.sinks[name]
+            run_id = self.run_id(name)
+            record = self.sink(run_id)
             items = [(seed, split) for seed in seeds for split in self.task_entry(task).splits]
             try:
                 # first take what no other worker is busy with, so xdist workers that reach the same task share its
@@ -367,7 +394,7 @@ class SuiteRunner:
                 self._failed[name, task] = str(err)
                 raise
             if not any(n == name for n, _ in self._evaluations):
-                record("run_meta", self.run_meta if name == "candidate" else self.baseline_meta(name))
+                record("run_meta", self.run_meta(name))
             if name == "candidate":
                 for seed, ckpt in self.checkpoints(task).items():
                     record("checkpoints", {"task": task, "seed": seed, "path": str(ckpt)})
@@ -404,15 +431,6 @@ class SuiteRunner:
                         self._evaluate_cached(name, task, seed, split, wait=False)
                     except CandidateFailed:
                         break
-
-    def baseline_meta(self, name: str) -> dict:
-        return self.run_meta | {
-            "label": name,
-            "config_hash": canonical_hash(self.identity(name)),
-            "candidate": self.identity(name),
-            "seeds": self.baseline_seeds,
-            "role": "baseline",
-        }
 
     def champion_path(self, task: str) -> Path:
         return self.root / self.suite.champions / f"{task}.json"
@@ -565,7 +583,7 @@ class SuiteRunner:
         self.record(
             "gate_results",
             {
-                "run_id": self.run_id,
+                "run_id": self.run_id(),
                 "task": task,
                 "gate_set": gate_set,
                 "metric": gate.metric,

@@ -1,206 +1,221 @@
-"""State of one harness run: its id, the per-worker result shards, and the controller's end-of-run work.
-
-Workers (or the single process without xdist) append rows to ``<reports>/.shards/<run_id>/<worker>.jsonl``. At the
-end the controller reads every shard, ingests them into DuckDB in one transaction (duplicate metric rows, written by
-several workers that read the same cached scoreboard, collapse to one), renders the leaderboard, and promotes the
-candidate where asked and allowed.
+"""One harness session per pytest process (kept in ``config.stash[SESSION]``): its suites and their runners, its run
+ids and shards, and, on the controlling process, the end: ingest, promotion, leaderboard and verdict.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import time
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ups.harness.champions import Champion, dir_sha256, write_champion
-from ups.metrics import format_metric_name
-from ups.metrics.seeds import SeedStat
-from ups.provenance import code_hash, environment, git_info
+import pytest
+
+from ups.errors import UserInputError
+from ups.harness.progress import SuiteProgress
+from ups.harness.promotion import promote_run
+from ups.harness.runner import SuiteRunner
+from ups.harness.sources import Source
+from ups.harness.storage import IngestedRun, SessionShards, ingest_sessions, read_shards
+from ups.harness.suite import SUITE_FILES, SuiteConfig, load_suite
+from ups.harness.verdict import Headline, markdown, write_summary
+from ups.metrics.seeds import rows_from_stats
+from ups.provenance import canonical_hash, code_hash, environment, git_info
+
+SUITE_MARKERS = ("small_eval", "full_eval")
 
 
-@dataclass
-class ShardWriter:
-    path: Path
+class Session:
+    """What one pytest process knows of the harness session. xdist workers share the controlling process's stamp
+    (``workerinput["ups_stamp"]``), so every process of a session writes to the same shard folder."""
 
-    def __call__(self, table: str, row: dict) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a") as f:
-            f.write(json.dumps({"table": table, "row": row}) + "\n")
+    def __init__(self, config: pytest.Config):
+        self.config = config
+        workerinput = getattr(config, "workerinput", None)
+        self.is_worker = workerinput is not None
+        self.worker_id = workerinput["workerid"] if workerinput else "main"
+        if workerinput:  # one share of the cores per xdist worker: more threads than cores slow small tensor ops
+            import torch
+
+            torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(workerinput.get("workercount", 1))))
+        now = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+        self.stamp = workerinput["ups_stamp"] if workerinput else now
+        self.root = Path(config.rootpath)
+        opt = config.getoption
+        self.reports_dir = self.root / opt("--ups-reports-dir")
+        self.db_path = self.root / opt("--ups-results-db")
+        self.champion_ref = opt("--ups-champion-ref")
+        self.promote = bool(opt("--ups-promote"))
+        self.started = time.time()
+        self.shards = SessionShards(self.reports_dir / ".shards", self.stamp, self.worker_id)
+        self.errors: list[str] = []  # load errors met during collection, reported once it ends
+        self.progress = SuiteProgress(config, self.reports_dir / ".progress" / self.stamp, self.worker_id)
+        self._suites: dict[str, SuiteConfig] = {}
+        self._runners: dict[str, SuiteRunner] = {}
+        self._provenance: dict | None = None
+        # filled by finish(), read by the terminal summary
+        self.report: list[tuple[IngestedRun, list[str]]] = []
+        self.tidy_notes: list[str] = []
+        self.outputs: dict[str, Path] = {}
+        self.headline = Headline()
+        self.judged_against = "the working tree's champions (no --ups-champion-ref)"
+
+    def selected_markers(self) -> list[str]:
+        markexpr = self.config.getoption("-m") or ""
+        return [m for m in SUITE_MARKERS if m in markexpr]
+
+    def suite(self, marker: str) -> SuiteConfig:
+        """The suite of ``marker``; with a champion ref, the suite file as it is at that ref (a pull request cannot
+        change the suite it is judged by)."""
+        if marker not in self._suites:
+            path = self.config.getoption("--ups-suite") or SUITE_FILES[marker.removesuffix("_eval")]
+            source = Source(self.root, self.champion_ref)
+            self._suites[marker] = load_suite(self.root / path, source=source)
+        return self._suites[marker]
+
+    def provenance(self) -> dict:
+        """What every run of this session shares: commit, code hash, environment and start time."""
+        if self._provenance is None:
+            self._provenance = git_info(self.root) | {
+                "code_hash": code_hash(),
+                "env": environment(),
+                "started": self.started,
+            }
+        return self._provenance
+
+    def runner(self, marker: str) -> SuiteRunner:
+        if marker not in self._runners:
+            opt = self.config.getoption
+            seeds = [int(s) for s in opt("--ups-seeds").split(",")] if opt("--ups-seeds") else None
+            runner = SuiteRunner(
+                self.suite(marker),
+                root=self.root,
+                cache_dir=self.root / opt("--ups-cache-dir"),
+                seeds=seeds,
+                device=opt("--ups-device"),
+                champion_ref=self.champion_ref,
+                label=opt("--ups-label"),
+                stamp=self.stamp,
+                run_meta=self.provenance(),
+                sink=self.shards.writer,
+                progress=self.progress.reporter,
+            )
+            self.progress.watch(runner)
+            self._runners[marker] = runner
+        return self._runners[marker]
+
+    def check_files(self) -> None:
+        """Load and check the selected suites' files before any worker starts: suite, gates, champions and every
+        champion checkpoint's sha256.
+
+        Raises:
+            UserInputError: the first bad file, in one line.
+        """
+        for marker in self.selected_markers():
+            runner = self.runner(marker)
+            runner.gate_file  # noqa: B018 - loads and checks it
+            for task in runner.suite.tasks:
+                if (champion := runner.stored_champion(task)) is not None:
+                    for seed in champion.checkpoints:
+                        runner.champion_checkpoint(task, champion, seed)
+
+    # ---- end of the session (controlling process only) -----------------------------------------------------------
+
+    def finish(self) -> int:
+        """Store what the session ran (all or nothing), promote where asked and allowed, render the leaderboard and
+        the verdict. Returns the exit status to impose (2 on bad input), else 0."""
+        self.progress.close()
+        if self.is_worker:
+            self.shards.release()
+            return 0
+        try:
+            self._record_champions()
+            self.shards.complete()
+            return self._finish()
+        except UserInputError as err:
+            self.config.get_terminal_writer().line(f"ups: {err}", red=True)
+            return 2
+        finally:
+            self.shards.release()
+
+    def _finish(self) -> int:
+        from ups.report.leaderboard import render_leaderboard
+        from ups.store.results import ResultsStore
+
+        if not self.shards.dir.is_dir():
+            return 0  # ran nothing (a killed session's leftovers wait for the next session that runs a suite)
+        store = ResultsStore(self.db_path)
+        runs, self.tidy_notes = ingest_sessions(store, self.shards)
+        for run in runs:
+            role = run.meta["role"]
+            self.headline.add_rows(run.run_row["label"] if role == "baseline" else role, run.metric_rows)
+            if role != "candidate":
+                continue
+            notes = [line for line in run.run_row["notes"].splitlines() if line]
+            if self.promote:
+                notes += promote_run(store, run_row=run.run_row, metric_rows=run.metric_rows,
+                                     gate_rows=run.gate_rows, champions=Path(run.meta["champions"]))  # fmt: skip
+            self.report.append((run, notes))
+        if runs or self.tidy_notes:
+            self.outputs = render_leaderboard(store, self.reports_dir)
+        self._write_markdown()
+        return 0
+
+    def _record_champions(self) -> None:
+        """Add to the shards, as one run labelled ``champion`` per suite, the champions each candidate that ran was
+        judged against (re-scored ones with their new numbers)."""
+        for runner in self._runners.values():
+            shards = self.shards.dir / runner.run_id()
+            ran = {r["task"] for r in read_shards(shards)["metrics"]} if shards.is_dir() else set()
+            champs = {t: c for t in runner.suite.tasks if t in ran and (c := runner.champion(t)) is not None}
+            if not champs:
+                continue
+            if runner.source.ref is not None:
+                self.judged_against = f"the champions of `{runner.source.ref}` ({(runner.source.commit() or '')[:10]})"
+            identity = [(c.run_id, c.data_hash, c.scoring_hash) for c in champs.values()]  # a re-scored one differs
+            run_id = f"champion-{runner.suite.suite}-{canonical_hash(sorted(identity))[:12]}"
+            first = next(iter(champs.values()))
+            rows = [r | {"run_id": run_id, "task": t} for t, c in champs.items() for r in rows_from_stats(c.metrics)]
+            notes = [f"{t}: {c.rescored or c.stale}" for t, c in champs.items() if c.rescored or c.stale]
+            where = runner.source.where(runner.champion_path("<task>"))
+            run = {
+                "run_id": run_id,
+                "created_at": first.date,
+                "suite": runner.suite.suite,
+                "label": "champion",
+                "commit": first.commit,
+                "config_hash": canonical_hash(sorted(c.config_hash for c in champs.values())),
+                "seeds": sorted({r["seed"] for r in rows}),
+                "env": {"champions": {t: c.run_id for t, c in champs.items()}},
+                "notes": "\n".join([f"the champion snapshots a run was gated against ({where})", *notes]),
+            }
+            write = self.shards.writer(run_id)
+            write("run_meta", {"role": "champion", "run_id": run_id})
+            write("run", run)
+            for row in rows:
+                write("metrics", row)
+
+    def _write_markdown(self) -> None:
+        """The verdict as Markdown, to ``--ups-markdown FILE`` and, in CI, appended to ``$GITHUB_STEP_SUMMARY``."""
+        targets = [p for p in (self.config.getoption("--ups-markdown"), os.environ.get("GITHUB_STEP_SUMMARY")) if p]
+        if not targets or not self.report:
+            return
+        text = "\n".join(
+            markdown(suite=run.run_row["suite"], run_id=run.run_row["run_id"], judged_against=self.judged_against,
+                     headline=self.headline, gate_rows=run.gate_rows, notes=notes)
+            for run, notes in self.report
+        )  # fmt: skip
+        for i, target in enumerate(targets):
+            path = Path(target)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("a" if i else "w") as f:  # the step summary is shared by the job's steps: append
+                f.write(text)
+            self.outputs["verdict (Markdown)" if i == 0 else "step summary"] = path
+
+    def summary(self, tr) -> None:
+        if self.is_worker or not (self.report or self.tidy_notes):
+            return
+        write_summary(tr, self)
 
 
-def read_shards(shard_dir: Path) -> dict[str, list[dict]]:
-    tables: dict[str, list[dict]] = {"metrics": [], "gate_results": [], "runs": []}
-    for shard in sorted(shard_dir.glob("*.jsonl")):
-        for line in shard.read_text().splitlines():
-            if line.strip():
-                rec = json.loads(line)
-                tables.setdefault(rec["table"], []).append(rec["row"])
-    return tables
-
-
-@dataclass
-class RunInfo:
-    run_id: str
-    suite: str
-    label: str
-    config_hash: str
-    started: float = field(default_factory=time.time)
-    created_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
-
-    def row(self, *, seeds: list[int], data_hash: str, machine_ref_s: float | None, root: Path, notes: str) -> dict:
-        git = git_info(root)
-        env = environment() | {"machine_ref_s": machine_ref_s}
-        return {
-            "run_id": self.run_id,
-            "created_at": self.created_at,
-            "suite": self.suite,
-            "label": self.label,
-            "commit": git["commit"],
-            "dirty": git["dirty"],
-            "branch": git["branch"],
-            "config_hash": self.config_hash,
-            "data_hash": data_hash,
-            "code_hash": code_hash(),
-            "seeds": seeds,
-            "env": env,
-            "duration_s": time.time() - self.started,
-            "notes": notes,
-        }
-
-
-def dedupe_metric_rows(rows: list[dict]) -> list[dict]:
-    seen: dict[tuple, dict] = {}
-    for r in rows:
-        seen.setdefault((r["task"], r["split"], r["seed"], r["metric"], r["horizon"]), r)
-    return list(seen.values())
-
-
-def candidate_stats(metric_rows: list[dict], task: str) -> dict[str, dict[str, SeedStat]]:
-    """Seed statistics per split and metric name from metric rows (with their ``per_traj`` values when present)."""
-    per: dict[str, dict[str, dict[int, float | None]]] = {}
-    traj: dict[str, dict[str, dict[int, list[float]]]] = {}
-    for r in metric_rows:
-        if r["task"] != task:
-            continue
-        key = format_metric_name(r["metric"], r["horizon"])
-        per.setdefault(r["split"], {}).setdefault(key, {})[r["seed"]] = r["value"]
-        if r.get("per_traj"):
-            traj.setdefault(r["split"], {}).setdefault(key, {})[r["seed"]] = r["per_traj"]
-    return {s: {m: SeedStat.from_seeds(v, traj.get(s, {}).get(m)) for m, v in ms.items()} for s, ms in per.items()}
-
-
-def promotable_tasks(gate_rows: list[dict], tasks: list[str], has_champion: dict[str, bool]) -> dict[str, str]:
-    """Task → reason it may be promoted: every promotion rule passed (or was not applicable), or no champion yet."""
-    out = {}
-    for task in tasks:
-        if not has_champion[task]:
-            out[task] = "no champion yet (bootstrap)"
-            continue
-        rows = [g for g in gate_rows if g["task"] == task and g["gate_set"] == "promotion"]
-        if rows and all(g["outcome"] in ("pass", "not_applicable") for g in rows):
-            out[task] = f"all {len(rows)} promotion rules passed"
-    return out
-
-
-def promote(
-    path: Path,
-    *,
-    suite: str,
-    task: str,
-    run_row: dict,
-    stats: dict[str, dict[str, SeedStat]],
-    candidate: dict,
-    checkpoints: dict[int, Path] | None = None,
-) -> Champion:
-    """Write the candidate's snapshot as ``path`` (atomic), with a copy of every seed's checkpoint beside it.
-
-    The checkpoints (``<task>.ckpt/s<seed>/``: safetensors weights + JSON state, the trained runs'
-    ``checkpoints/final``) are copied before the JSON is replaced, so the snapshot never names a checkpoint that is not
-    there. Every seed is kept: a champion re-scored on new data or code is re-scored on all its seeds.
-    """
-    entries = {}
-    if checkpoints:
-        dest = path.with_suffix(".ckpt")
-        copy_dirs_atomic({f"s{seed}": src for seed, src in checkpoints.items()}, dest)
-        entries = {
-            seed: {"path": f"{dest.name}/s{seed}", "sha256": dir_sha256(dest / f"s{seed}")} for seed in checkpoints
-        }
-    champion = Champion(
-        suite=suite,
-        task=task,
-        run_id=run_row["run_id"],
-        commit=run_row["commit"],
-        config_hash=run_row["config_hash"],
-        data_hash=run_row["env"]["scoring"][task]["data_hash"],
-        scoring_hash=run_row["env"]["scoring"][task]["scoring_hash"],
-        code_hash=run_row["code_hash"],
-        date=run_row["created_at"],
-        metrics=stats,
-        candidate=candidate,
-        env={k: v for k, v in run_row["env"].items() if k not in ("candidate", "checkpoints", "scoring")},
-        machine_ref_s=run_row["env"].get("machine_ref_s"),
-        checkpoints=entries,
-    )
-    write_champion(path, champion)
-    return champion
-
-
-def copy_dirs_atomic(sources: dict[str, Path], dest: Path) -> None:
-    """Make ``dest`` a folder holding a copy of each source folder under its name, replacing ``dest``; a reader sees
-    the old or the new folder, never half of one."""
-    tmp = dest.with_name(f".{dest.name}.tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    for name, src in sources.items():
-        shutil.copytree(src, tmp / name)
-    old = dest.with_name(f".{dest.name}.old{os.getpid()}")
-    if dest.exists():
-        os.replace(dest, old)
-    os.replace(tmp, dest)
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def remove_shards(shard_dir: Path) -> None:
-    shutil.rmtree(shard_dir, ignore_errors=True)
-
-
-def promote_run(store, *, run_row: dict, metric_rows: list[dict], gate_rows: list[dict], champions: Path) -> list[str]:
-    """Promote every task of a run that may be promoted; returns one note per promotion.
-
-    Used by ``pytest --ups-promote`` at the end of a run and by ``ups promote RUN`` on a stored run.
-    """
-    tasks = sorted({r["task"] for r in metric_rows})
-    has = {t: (champions / f"{t}.json").is_file() for t in tasks}
-    checkpoints = run_row["env"].get("checkpoints") or {}
-    notes = []
-    for task, why in promotable_tasks(gate_rows, tasks, has).items():
-        path = champions / f"{task}.json"
-        ckpts = {int(seed): Path(p) for seed, p in (checkpoints.get(task) or {}).items()}
-        gone = [str(p) for p in ckpts.values() if not p.is_dir()]
-        if gone:
-            notes.append(f"not promoted {task}: its checkpoint {gone[0]} is gone (clear the cache? re-run the suite)")
-            continue
-        champ = promote(
-            path,
-            suite=run_row["suite"],
-            task=task,
-            run_row=run_row,
-            stats=candidate_stats(metric_rows, task),
-            candidate=run_row["env"].get("candidate", {}),
-            checkpoints=ckpts,
-        )
-        store.record_promotion(
-            suite=run_row["suite"],
-            task=task,
-            run_id=run_row["run_id"],
-            commit=run_row["commit"],
-            config_hash=run_row["config_hash"],
-            metrics=champ.as_dict()["metrics"],
-            path=str(path),
-        )
-        notes.append(f"promoted {task} -> {path}: {why}")
-    return notes
+SESSION = pytest.StashKey[Session]()

@@ -120,3 +120,33 @@ def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
         "|" + "---|" * len(header),
         *("| " + " | ".join(esc(c) for c in row) + " |" for row in rows),
     ]
+
+
+def write_summary(tr, session) -> None:
+    """The terminal verdict (pytest's terminal reporter ``tr``) of a finished :class:`~ups.harness.session.Session`:
+    what it was judged against, the headline table, each candidate run's gates and notes, where the results went."""
+    tr.section("UPS verdict")
+    for note in session.tidy_notes:
+        tr.write_line(note)
+    if not session.report:
+        return
+    tr.write_line(f"judged against {session.judged_against}")
+    header, rows = session.headline.table()
+    if rows:
+        tr.write_line(f"headline: test {session.headline.metric}, mean over seeds (seeds in brackets)")
+        widths = [max(len(c) for c in col) + 2 for col in zip(header, *rows, strict=True)]
+        for row in (header, *rows):
+            tr.write_line("".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
+    cols = ("candidate", "champion", "threshold")
+    fmt_header = f"{'task':<14}{'gate':<11}{'metric':<26}{'rule':<20}" + "".join(f"{c:>11}" for c in cols)
+    for run, notes in session.report:
+        row = run.run_row
+        tr.write_line(f"run {row['run_id']} ({row['label']}, suite {row['suite']}); times in {TIME_UNIT}")
+        tr.write_line(fmt_header + "  outcome")
+        for task, gate_set, metric, rule, cand, champ, thr, outcome, _ in gate_lines(run.gate_rows):
+            tr.write_line(f"{task:<14}{gate_set:<11}{metric:<26}{rule:<20}{cand:>11}{champ:>11}{thr:>11}  {outcome}")
+        for note in notes:
+            tr.write_line(note)
+    tr.write_line(f"results: {session.db_path}")
+    for name, path in session.outputs.items():
+        tr.write_line(f"{name}: {path}")

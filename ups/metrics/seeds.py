@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+
+from ups.metrics.registry import format_metric_name, parse_metric_name
 
 
 def _finite(v: float | None) -> bool:
@@ -66,3 +68,32 @@ class SeedStat:
         per_seed = {int(k): v for k, v in d.get("per_seed", {}).items()}
         per_traj = {int(k): tuple(v) for k, v in d.get("per_traj", {}).items()}
         return cls(d["mean"], float(d.get("std", 0.0)), int(d.get("n", len(per_seed))), per_seed, per_traj)
+
+
+def stats_from_rows(rows: Iterable[Mapping]) -> dict[str, dict[str, SeedStat]]:
+    """``{split: {metric name: SeedStat}}`` from metric rows (``split, seed, metric, horizon, value`` and optional
+    ``per_traj``), the shape of the results store's ``metrics`` table and of the harness's shards. The one place
+    metric rows become seed statistics."""
+    per: dict[str, dict[str, dict[int, float | None]]] = {}
+    traj: dict[str, dict[str, dict[int, Sequence[float]]]] = {}
+    for r in rows:
+        name = format_metric_name(r["metric"], r["horizon"])
+        per.setdefault(r["split"], {}).setdefault(name, {})[int(r["seed"])] = r["value"]
+        if r.get("per_traj") is not None:
+            traj.setdefault(r["split"], {}).setdefault(name, {})[int(r["seed"])] = r["per_traj"]
+    return {
+        split: {name: SeedStat.from_seeds(seeds, traj.get(split, {}).get(name)) for name, seeds in metrics.items()}
+        for split, metrics in per.items()
+    }
+
+
+def rows_from_stats(stats: Mapping[str, Mapping[str, SeedStat]]) -> list[dict]:
+    """The inverse of :func:`stats_from_rows`: one row per split, metric name and seed."""
+    rows = []
+    for split, metrics in stats.items():
+        for name, stat in metrics.items():
+            metric, horizon = parse_metric_name(name)
+            for seed, value in stat.per_seed.items():
+                rows.append({"split": split, "seed": int(seed), "metric": metric, "horizon": horizon,
+                             "value": value, "per_traj": stat.per_traj.get(seed)})  # fmt: skip
+    return rows

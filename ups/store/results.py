@@ -27,7 +27,6 @@ import duckdb
 from filelock import FileLock, Timeout
 
 from ups.errors import UserInputError
-from ups.metrics.seeds import SeedStat
 
 GATE_SETS = ("regression", "promotion")
 OUTCOMES = ("pass", "fail", "inconclusive", "not_applicable")
@@ -209,25 +208,45 @@ class ResultsStore:
         raises ValueError. Re-ingesting an existing run_id raises ValueError unless ``replace``. On any error the
         transaction rolls back, so the store never holds half a run.
         """
-        run_row = self._run_row(run)
-        run_id = run_row[0]
-        metric_rows = _dedupe([self._metric_row(r, run_id) for r in metrics], len(METRIC_KEY), "metric", METRIC_KEY)
-        gate_rows = _dedupe([self._gate_row(r, run_id) for r in gates], len(GATE_KEY), "gate", GATE_KEY)
+        self.ingest_many([(run, metrics, gates, replace)])
+
+    def ingest_many(self, runs: list[tuple[dict, list[dict], list[dict], bool]], *, skip_existing: bool = False) -> int:
+        """Write several runs, each ``(run, metrics, gates, replace)`` as in :meth:`ingest`, in one transaction: the
+        store holds all of them or none. ``skip_existing``: a run whose run_id is stored already (and is not
+        replaced) is left as it is instead of being an error (re-ingesting what a killed session had committed).
+
+        Returns:
+            how many runs were written.
+        """
+        prepared = []
+        for run, metrics, gates, replace in runs:
+            run_row = self._run_row(run)
+            run_id = run_row[0]
+            metric_rows = _dedupe([self._metric_row(r, run_id) for r in metrics], len(METRIC_KEY), "metric", METRIC_KEY)
+            gate_rows = _dedupe([self._gate_row(r, run_id) for r in gates], len(GATE_KEY), "gate", GATE_KEY)
+            prepared.append((run_row, metric_rows, gate_rows, replace))
+        written = 0
         with self._connect() as con:
             con.begin()
             try:
-                exists = con.execute("SELECT count(*) FROM runs WHERE run_id = ?", [run_id]).fetchone()[0]
-                if exists and not replace:
-                    raise UserInputError(f"run {run_id!r} is already in {self.path}; choose another run id")
-                for table in ("metrics", "gate_results", "runs"):
-                    con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
-                self._insert(con, "runs", RUN_COLUMNS, [run_row])
-                self._insert(con, "metrics", METRIC_COLUMNS, metric_rows)
-                self._insert(con, "gate_results", GATE_COLUMNS, gate_rows)
+                for run_row, metric_rows, gate_rows, replace in prepared:
+                    run_id = run_row[0]
+                    exists = con.execute("SELECT count(*) FROM runs WHERE run_id = ?", [run_id]).fetchone()[0]
+                    if exists and not replace:
+                        if skip_existing:
+                            continue
+                        raise UserInputError(f"run {run_id!r} is already in {self.path}; choose another run id")
+                    for table in ("metrics", "gate_results", "runs"):
+                        con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
+                    self._insert(con, "runs", RUN_COLUMNS, [run_row])
+                    self._insert(con, "metrics", METRIC_COLUMNS, metric_rows)
+                    self._insert(con, "gate_results", GATE_COLUMNS, gate_rows)
+                    written += 1
                 con.commit()
             except BaseException:
                 con.rollback()
                 raise
+        return written
 
     def record_promotion(
         self,
@@ -357,27 +376,4 @@ class ResultsStore:
         out: dict[str, dict[str, float]] = {}
         for r in rows:
             out.setdefault(r["task"], {})[r["metric"]] = r["threshold"]
-        return out
-
-    def metric_summary(self, run_id: str, task: str, split: str = "test") -> dict[str, dict]:
-        """Per-metric statistics over seeds for one run and task.
-
-        Returns:
-            ``{key: {"mean", "std", "n", "per_seed": {seed: value}}}`` where ``key`` is ``metric`` for the whole
-            rollout (horizon NULL) and ``metric@horizon`` otherwise. ``std`` is the sample standard deviation
-            (ddof=1) over the ``n`` seeds with a finite value, 0.0 when ``n < 2``; ``mean`` is None when ``n == 0``
-            (the metric does not apply). Same convention as :class:`ups.metrics.seeds.SeedStat`.
-        """
-        per: dict[str, dict[int, float | None]] = {}
-        for r in self._select(
-            "SELECT metric, horizon, seed, value FROM metrics WHERE run_id = ? AND task = ? AND split = ? "
-            "ORDER BY metric, horizon NULLS FIRST, seed",
-            [run_id, task, split],
-        ):
-            key = r["metric"] if r["horizon"] is None else f"{r['metric']}@{r['horizon']}"
-            per.setdefault(key, {})[r["seed"]] = r["value"]
-        out = {}
-        for key, values in per.items():
-            stat = SeedStat.from_seeds(values)
-            out[key] = {"mean": stat.mean, "std": stat.std, "n": stat.n, "per_seed": dict(values)}
         return out
