@@ -11,8 +11,8 @@ from ups.errors import UserInputError
 from ups.harness.champions import load_champion, write_champion
 from ups.harness.gates import Gate
 from ups.harness.promotion import promote
-from ups.metrics.seeds import stats_from_rows
 from ups.inference import load_surrogate
+from ups.metrics.seeds import stats_from_rows
 
 from .conftest import TINY_CANDIDATE
 
