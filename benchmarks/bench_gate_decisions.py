@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from ups.harness.gates import Gate, evaluate_gate
 from ups.harness.runner import SuiteRunner, TaskEvaluation
@@ -90,6 +91,7 @@ def main() -> None:
     parser.add_argument("--cache-dir", default=".ups_cache")
     parser.add_argument("--out", default="reports/gate_decisions.json")
     args = parser.parse_args()
+    torch.set_num_threads(1)  # one core per process, as each of the suite's two xdist workers has
     seeds = list(range(args.seeds))
     cache = Path(args.cache_dir)
     good = train_and_score(runner_for("configs/small/{task}.yaml", args.task, seeds, cache), args.task, "candidate")
