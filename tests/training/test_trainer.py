@@ -11,6 +11,7 @@ import types
 import pytest
 import torch
 
+from ups import cli
 from ups.config.loader import config_hash, dump_yaml, load_config
 from ups.data.store import DatasetStore
 from ups.data.windows import WindowSampler
@@ -19,7 +20,6 @@ from ups.models.diffusion_corrector import DiffusionCorrector
 from ups.models.latent_operator import LatentOperator
 from ups.models.steady_prior import SteadyPrior
 from ups.training import TrainingAborted, load_steady_prior, load_trained, train
-from ups.training import cli as train_cli
 from ups.training.checkpoint import load_checkpoint
 from ups.training.objectives import OperatorObjective
 from ups.training.rundir import CURVE_COLUMNS
@@ -142,7 +142,7 @@ def test_nan_loss_aborts_with_one_line_and_keeps_the_last_good_checkpoint(
     run = tmp_path / "run"
     _nan_after(monkeypatch, 6)
     argv = ["train", "--config", str(cfg_path), "--run-dir", str(run), "--data", str(tiny_store), "--no-progress"]
-    assert train_cli.main(argv) == TrainingAborted.exit_code == 3
+    assert cli.main(argv) == TrainingAborted.exit_code == 3
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
     assert err.startswith("ups: training aborted: operator step 7: non-finite loss (loss=nan)")
@@ -213,10 +213,34 @@ def test_wandb_offline_and_tensorboard_are_optional_sinks(make_config, tiny_stor
     monkeypatch.setitem(sys.modules, "wandb", None)  # not installed
     with pytest.raises(UserInputError, match=r"logging.wandb is enabled but wandb is not installed"):
         train(cfg, stage="operator", run_dir=tmp_path / "x", data_path=tiny_store, progress=False)
+    assert not (tmp_path / "x").exists()  # checked before anything is written
 
 
 def test_cli_reports_bad_input_with_exit_code_2(make_config, tmp_path, capsys):
-    assert train_cli.main(["train", "--config", str(tmp_path / "missing.yaml")]) == 2
+    assert cli.main(["train", "--config", str(tmp_path / "missing.yaml")]) == 2
     assert "config file not found" in capsys.readouterr().err
     with pytest.raises(UserInputError, match="CUDA is not available"):
         resolve_device("cuda", make_config()) if not torch.cuda.is_available() else pytest.skip("has CUDA")
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        ({"operator": {"conditioning": {"inputs": ["nonexistent"]}}}, "unknown input 'nonexistent'"),
+        ({"data": {"fields": ["v"]}}, "data.fields: the latent operator models every field"),
+        ({"run": {"model": "unet"}, "data": {"fields": ["v"]}}, "data.fields: unet models every field"),
+        ({"logging": {"tensorboard": True}}, "logging.tensorboard is enabled but"),
+    ],
+)
+def test_cli_config_that_does_not_fit_the_data_exits_2_and_writes_nothing(
+    make_config, tiny_store, tmp_path, capsys, monkeypatch, section, message
+):
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # not installed
+    cfg_path = tmp_path / "cfg.yaml"
+    cfg_path.write_text(dump_yaml(make_config(**section)))
+    run = tmp_path / "run"
+    argv = ["train", "--config", str(cfg_path), "--run-dir", str(run), "--data", str(tiny_store), "--no-progress"]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("ups: error: ") and message in err
+    assert not run.exists()

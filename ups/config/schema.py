@@ -14,7 +14,7 @@ from __future__ import annotations
 from itertools import pairwise
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer, model_validator
 from pydantic_core import PydanticCustomError
 
 from ups.config.merge import get_path, setdefault_path
@@ -78,7 +78,17 @@ class RunConfig(Section):
     mixed_precision: Literal["bf16", "fp16", "fp32"] = "bf16"  # autocast dtype when training.amp on CUDA
     model: Name = "latent_operator"  # the candidate: a name registered in ups.models.MODELS, checked at build
     save_every: PosInt = 1000  # optimizer steps between checkpoints
+    # Also save every ceil(frac × the stage's steps) steps, when that is sooner: a kill loses at most this fraction of
+    # a stage. Left out of the dump while None, so adding it changed no existing config_hash.
+    save_every_frac: Annotated[float, Field(gt=0, le=1)] | None = None
     notes: tuple[str, ...] = ()  # free text kept with the record (e.g. reference-template keys without a UPS key)
+
+    @model_serializer(mode="wrap")
+    def _omit_unset_frac(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data = handler(self)
+        if self.save_every_frac is None:
+            data.pop("save_every_frac", None)
+        return data
 
 
 class DataConfig(Section):

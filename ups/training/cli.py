@@ -30,13 +30,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_train(args: argparse.Namespace) -> int:
     from ups.config import load_config
     from ups.training.guards import TrainingAborted
-    from ups.training.trainer import operator_class, train
+    from ups.training.trainer import train
 
     main = int(os.environ.get("RANK", "0")) == 0
-    # The schema and run.model are checked before train() creates or resets the run directory. Checks that need the
-    # data (conditioning inputs, fields) still run inside train(), after it has written config.yaml and env.json.
-    cfg = load_config(args.config)
-    operator_class(cfg)
+    cfg = load_config(args.config)  # train() checks the rest before it writes anything
     try:
         result = train(
             cfg,
@@ -62,21 +59,3 @@ def run_train(args: argparse.Namespace) -> int:
         if m["guard_reason"]:
             print(m["guard_reason"])
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry (``python -m ups.training.cli train …``) until ``ups.cli`` registers the command."""
-    from ups.errors import UserInputError
-
-    parser = argparse.ArgumentParser(prog="ups")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except UserInputError as err:
-        print(f"ups: error: {err}", file=sys.stderr)
-        return err.exit_code
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

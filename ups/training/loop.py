@@ -8,12 +8,19 @@ function, an optional validation of the EMA weights and a curriculum hook). Per 
    on every rank (else :class:`TrainingAborted`, nothing saved), back-propagates, clips the global gradient norm,
    steps optimizer and scheduler, updates the EMA;
 3. every ``logging.log_every`` steps (and at the end and at the early-stop point) validates the EMA weights, applies
-   the guards and logs a curves.csv row; every ``run.save_every`` steps (and at the end) saves ``checkpoints/last``.
+   the guards and logs a curves.csv row; every :func:`save_interval` steps (and at the end) saves
+   ``checkpoints/last``.
 
-A stage with a wall-clock budget (``time_budget_s``) ends after the first step at which the stage's wall clock —
-validation and checkpointing included, summed over resumed segments — has reached the budget; that step is
-validated, logged and saved like a last step. Where the budget falls depends on the machine's speed, so a
-time-budgeted run is not bitwise reproducible.
+The stage's wall clock (``wall_s``: curves.csv, the loop state, :attr:`StageOutcome.wall_s`) is its compute time:
+steps and validation, summed over resumed segments, with the time spent saving checkpoints left out. So how often a
+config saves changes neither where a time budget stops nor the ``wall_clock_s`` that ``budget: candidate`` baselines
+copy as their budget. Under DDP only rank 0 saves; the other ranks wait for it at the next collective and count that
+wait.
+
+A stage with a wall-clock budget (``time_budget_s``) ends after the first step at which that clock has reached the
+budget; that step is validated, logged and saved like a last step. Where the budget falls depends on the machine's
+speed, so a time-budgeted run is not bitwise reproducible. A step-budgeted run is: saving (how often included)
+changes no trained number.
 """
 
 from __future__ import annotations
@@ -95,6 +102,15 @@ class StageOutcome:
     out_of_time: bool = False  # stopped by ``time_budget_s``
 
 
+def save_interval(cfg: UPSConfig, total_steps: int) -> int:
+    """Steps between checkpoints of a ``total_steps`` stage: ``run.save_every``, or ``ceil(run.save_every_frac ×
+    total_steps)`` when that is smaller (a kill then loses at most that fraction of the stage)."""
+    every, frac = cfg.run.save_every, cfg.run.save_every_frac
+    if frac is None:
+        return every
+    return min(every, max(1, math.ceil(frac * total_steps)))
+
+
 def step_seed(seed: int, stage: int, step: int, rank: int) -> int:
     return int(np.random.SeedSequence([seed, stage, step, rank]).generate_state(1)[0])
 
@@ -127,7 +143,7 @@ def run_stage(plan: StagePlan, ctx: LoopContext, resume: dict[str, Any] | None =
         if plan.early_stop and cfg.training.early_stop_at is not None and ctx.baseline is not None
         else None
     )
-    log_every, save_every = cfg.logging.log_every, cfg.run.save_every
+    log_every, save_every = cfg.logging.log_every, save_interval(cfg, plan.total_steps)
     metrics: dict[str, float] = {}
 
     def loop_state(done: int) -> dict[str, Any]:
@@ -227,7 +243,11 @@ def run_stage(plan: StagePlan, ctx: LoopContext, resume: dict[str, Any] | None =
             else:
                 progress.update(done, loss=values["loss"])
             if done % save_every == 0 or done == plan.total_steps or out_of_time:
+                t_save = time.perf_counter()
                 ctx.save(loop_state(done), optimizer, ema.state_dict())
+                saving = time.perf_counter() - t_save
+                t_start += saving  # the stage's clock is compute time: saves stay out of it (and of the budget)
+                progress.exclude(saving)
             if out_of_time:
                 break
     finally:

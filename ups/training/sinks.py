@@ -32,6 +32,14 @@ def _optional(module: str, what: str, install: str) -> Any:
         raise UserInputError(f"{what} is enabled but {module} is not installed (pip install {install})") from None
 
 
+def check_sinks(cfg: LoggingConfig) -> None:
+    """The optional sinks ``cfg`` enables are installed (else a UserInputError naming the package)."""
+    if cfg.wandb:
+        _optional("wandb", "logging.wandb", "ups[wandb]")
+    if cfg.tensorboard:
+        _optional("torch.utils.tensorboard", "logging.tensorboard", "tensorboard")
+
+
 @dataclass(frozen=True)
 class ProgressEvent:
     """One report of a training run's progress, as ``train(progress=callback)`` hands it to the callback.
@@ -44,7 +52,7 @@ class ProgressEvent:
     stage: str = ""
     step: int = 0  # finished steps of the stage
     total: int = 0  # the stage's planned steps (a time budget may stop it earlier)
-    elapsed_s: float = 0.0  # the stage's wall clock, resumed segments summed; for run_end the run's
+    elapsed_s: float = 0.0  # the stage's wall clock, resumed segments summed, saves left out; for run_end the run's
     loss: float | None = None  # the last step's training loss
     val_nrmse: float | None = None  # the last validation of the stage (every ``logging.log_every`` steps)
     position: tuple[int, int] = (0, 1)  # (index of the stage among the stages this call trains, their number)
@@ -93,6 +101,10 @@ class Progress:
                     self.val_nrmse, self.position, self.time_budget_s,
                 )
             )  # fmt: skip
+
+    def exclude(self, seconds: float) -> None:
+        """Leave ``seconds`` (time spent saving a checkpoint) out of the stage's elapsed time."""
+        self.t0 += seconds
 
     def update(self, step: int, row: dict[str, Any] | None = None, *, loss: float | None = None) -> None:
         """Advance to ``step`` (1-based count of finished steps); ``row`` is shown when given (a logged step);

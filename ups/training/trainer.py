@@ -7,6 +7,11 @@ when ``diffusion.enabled``) and ``steady_prior`` (steady tasks). ``stage="all"``
 
 The operator stage trains ``run.model``: the latent operator, or a grid baseline (``unet``, ``fno``), which runs the
 operator stage alone (the corrector works on the latent operator's latent state).
+
+``metrics.json``'s ``wall_clock_s`` is the call's compute time: its wall clock with the time spent saving
+checkpoints left out (that time is ``checkpoint_s``). The stages' clocks and time budgets leave saves out too (see
+:mod:`ups.training.loop`), so a ``budget: candidate`` baseline gets the candidate's compute time whatever either
+config's ``run.save_every``.
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ from ups.training.guards import Baseline, TrainingAborted
 from ups.training.loop import LoopContext, StageOutcome, run_stage
 from ups.training.notes import run_notes
 from ups.training.rundir import STAGES, RunDir, run_id
-from ups.training.sinks import ProgressCallback, ProgressEvent, Sinks
+from ups.training.sinks import ProgressCallback, ProgressEvent, Sinks, check_sinks
 from ups.training.state import STAGE_MODULE, RunState, load_run_state, save_run_checkpoint
 from ups.training.validation import ValProxy
 
@@ -118,6 +123,19 @@ def _open_store(cfg: UPSConfig, data_path: str | Path | None, cache_dir: str | P
     return store
 
 
+def check_inputs(cfg: UPSConfig, store: DatasetStore) -> None:
+    """The config checks that need the data, run before anything is written to the run directory.
+
+    A transient task's operator is built on the ``meta`` device (no memory, no arithmetic), so a conditioning input,
+    a field list or a token layout the store does not fit fails here (UserInputError, one line); an enabled optional
+    sink (W&B, TensorBoard) must be installed.
+    """
+    if not store.spec.steady:
+        with torch.device("meta"):
+            operator_class(cfg).build(cfg, store.spec, store.stats())
+    check_sinks(cfg.logging)
+
+
 def train(
     cfg: UPSConfig | str | Path,
     *,
@@ -151,7 +169,10 @@ def train(
         UserInputError: bad config, data, stage or checkpoint (one line).
         TrainingAborted: a hard guard fired (NaN/Inf loss, physics spike); the last good checkpoint stays loadable.
     """
+    # Every input is checked before anything is written: config, run.model, device, data, stage, then the config
+    # against the data (check_inputs); a bad one raises UserInputError and leaves no run directory behind.
     cfg = load_config(cfg) if isinstance(cfg, str | Path) else cfg
+    operator_class(cfg)  # before the dataset is opened (or generated)
     dev = resolve_device(device, cfg)
     dist = init_distributed(dev.type)
     if dist.enabled and dev.type == "cuda":
@@ -160,6 +181,7 @@ def train(
     store = _open_store(cfg, data_path, cache_dir)
     spec = store.spec
     to_run = _stages_to_run(cfg, stage, spec.steady)
+    check_inputs(cfg, store)
     git = git_info(PACKAGE_DIR.parent)
     run = RunDir(run_dir or Path(run_root or cfg.logging.output_dir) / run_id(cfg, git["commit"]))
     if dist.is_main and (resume or stage != "all"):
@@ -180,11 +202,14 @@ def train(
     callback = progress if callable(progress) and dist.is_main else None
     show = bool(progress) and not callable(progress)  # the bar / lines, else the callback alone
 
+    def compute_s() -> float:  # the run's wall clock without the time spent saving checkpoints
+        return time.perf_counter() - t0 - (trainer.save_s if trainer is not None else 0.0)
+
     def report_end(outcome: str) -> None:
         if callback is not None:
-            callback(ProgressEvent("run_end", elapsed_s=time.perf_counter() - t0, outcome=outcome))
+            callback(ProgressEvent("run_end", elapsed_s=compute_s(), outcome=outcome))
 
-    t0 = time.perf_counter()
+    t0, trainer = time.perf_counter(), None
     try:
         if dev.type == "cpu":
             torch.use_deterministic_algorithms(True)
@@ -193,7 +218,7 @@ def train(
         trainer.run_stages(to_run)
     except TrainingAborted as err:
         if dist.is_main:
-            trainer.finish(time.perf_counter() - t0, aborted=str(err))
+            trainer.finish(compute_s(), aborted=str(err))
         report_end("aborted")
         raise
     except BaseException:
@@ -202,7 +227,7 @@ def train(
     finally:
         sinks.close()
         torch.use_deterministic_algorithms(deterministic)
-    metrics = trainer.finish(time.perf_counter() - t0) if dist.is_main else trainer.summary(time.perf_counter() - t0)
+    metrics = trainer.finish(compute_s()) if dist.is_main else trainer.summary(compute_s())
     report_end(metrics["guard"])
     barrier(dist)
     return TrainResult(run.root, run.final, metrics)
@@ -253,6 +278,7 @@ class _Trainer:
         self.baseline: Baseline | None = self.proxy.baseline() if self.proxy else None
         self.guard: dict[str, str] = {"outcome": "completed", "reason": ""}
         self.global_step = sum(r.get("steps", 0) for r in state.records.values())
+        self.save_s = 0.0  # seconds spent in save_last (this call), left out of the reported wall clock
 
     # --- checkpoints ------------------------------------------------------------------------------------------------
 
@@ -268,6 +294,7 @@ class _Trainer:
         }
 
     def save_last(self, loop: dict[str, Any] | None, optimizer=None, ema: dict | None = None) -> None:
+        t_save = time.perf_counter()
         weights = dict(self.state.eval_weights)
         if ema is not None and self.state.current is not None:
             weights[STAGE_MODULE[self.state.current]] = ema
@@ -280,6 +307,7 @@ class _Trainer:
                 step=loop["step"] if loop else 0,
                 optimizer=optimizer,
             )
+        self.save_s += time.perf_counter() - t_save
         where = f"{self.state.current} step {loop['step']}" if loop and self.state.current else "end of stage"
         self.state.last_saved = f"last good checkpoint: {self.run.last} ({where})"
 
@@ -383,6 +411,7 @@ class _Trainer:
             "guard": guard["outcome"],
             "guard_reason": guard["reason"],
             "wall_clock_s": wall_s,
+            "checkpoint_s": self.save_s,
             "world_size": self.dist.world,
         }
 
