@@ -17,3 +17,8 @@ class MissingExtra(UserInputError):
 
     The harness skips a baseline that raises it (a reference point one cannot build here); elsewhere it is bad input.
     """
+
+
+class CandidateFailed(RuntimeError):
+    """Training a suite's candidate (or a trained baseline) aborted, a guard having fired: its gates fail with this
+    message and the session goes on."""

@@ -11,8 +11,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import torch
-
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 
@@ -72,6 +70,8 @@ def canonical_hash(obj: object) -> str:
 
 def environment() -> dict:
     """Python, torch, CUDA/driver, GPU and CPU facts recorded with every run."""
+    import torch  # here, not at module level: the harness checks its input files before paying for torch
+
     env = {
         "python": sys.version.split()[0],
         "torch": torch.__version__,

@@ -1,9 +1,13 @@
 """Champion snapshots round-trip, reject malformed files, and are read from a git ref when asked."""
 
 import json
+import math
 import subprocess
+from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ups.errors import UserInputError
 from ups.harness.champions import Champion, load_champion, write_champion
@@ -112,3 +116,55 @@ def test_nan_seed_values_are_written_as_null_and_read_back():
     entry = d["metrics"]["test"]["nrmse"]
     assert entry["per_seed"] == {"0": 0.5, "1": None} and entry["per_traj"] == {"0": [0.4, 0.6]}
     json.dumps(d, allow_nan=False)  # strict JSON
+
+
+REAL = json.loads((Path(__file__).resolve().parents[2] / "champions" / "small" / "burgers1d.json").read_text())
+
+
+def _paths(node, prefix=()):
+    """Every JSON path of ``node`` (objects and lists included)."""
+    yield prefix
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for key, child in items:
+        yield from _paths(child, (*prefix, key))
+
+
+PATHS = [p for p in _paths(REAL) if p]
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+    max_leaves=6,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(path=st.sampled_from(PATHS), value=JSON_VALUES)
+def test_any_edit_of_a_real_champion_loads_or_is_one_line(tmp_path_factory, path, value):
+    """Whatever a hand edit puts anywhere in a champion file, loading it gives a Champion or one UserInputError line
+    (never another exception: a per_seed string used to end a run in an INTERNALERROR)."""
+    d = json.loads(json.dumps(REAL))
+    node = d
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    file = tmp_path_factory.mktemp("fuzz") / "c.json"
+    file.write_text(json.dumps(d))
+    try:
+        champ = load_champion(file)
+    except UserInputError as err:
+        assert "\n" not in str(err)
+        return
+    for metrics in champ.metrics.values():  # what a gate reads: finite numbers or None
+        for stat in metrics.values():
+            assert stat.mean is None or math.isfinite(stat.mean)
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [(b'{"a": "\xff"}', "not UTF-8 text"), (b"[" * 100_000 + b"]" * 100_000, "nested too deeply")],
+)
+def test_undecodable_champion_files_are_one_line(tmp_path, content, needle):
+    path = tmp_path / "c.json"
+    path.write_bytes(content)
+    with pytest.raises(UserInputError, match=needle):
+        load_champion(path)

@@ -4,6 +4,7 @@ import json
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -49,7 +50,7 @@ def project(tmp_path: Path, bootstrapped) -> Path:
 
 
 def run(project: Path, cache_dir: Path, *args: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "pytest", "benchmarks", "-m", "small_eval", "-p", "no:cacheprovider"]
+    cmd = [sys.executable, "-m", "pytest", "benchmarks", "-m", "small_eval", "-p", "no:cacheprovider", "-p", "no:zarr"]
     cmd += [f"--ups-cache-dir={cache_dir}", *args]
     return subprocess.run(cmd, cwd=project, capture_output=True, text=True, timeout=600)
 
@@ -196,12 +197,55 @@ def test_a_pull_request_cannot_loosen_its_gates_or_move_its_suite_with_a_champio
         (("gates/small.yaml", "regression:\n  - {metric: nrmse, rule: max_ratio, value: -1.0}\n"), "must be > 0"),
     ],
 )
-def test_bad_input_exits_2_with_one_line(project, cache_dir, edit, needle):
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
+def test_bad_input_exits_2_with_one_line(project, cache_dir, edit, needle, workers):
+    """The same single ``ups:`` line serial and under xdist, before any worker starts (no torch import, no worker
+    restarts): seconds, where a gate-file error used to restart the workers 8 times and take 30-52 s."""
     name, text = edit
     (project / name).parent.mkdir(parents=True, exist_ok=True)
     (project / name).write_text(text)
-    result = run(project, cache_dir)
+    started = time.perf_counter()
+    result = run(project, cache_dir, *workers)
+    elapsed = time.perf_counter() - started
     out = result.stdout + result.stderr
     assert result.returncode == 2, out
-    assert needle in out
-    assert "Traceback" not in out
+    assert [line for line in out.splitlines() if "ups:" in line] == [
+        line for line in out.splitlines() if needle in line
+    ]
+    assert len([line for line in out.splitlines() if "ups:" in line]) == 1, out
+    assert "Traceback" not in out and "crashed" not in out
+    assert elapsed < 15, f"{elapsed:.1f} s"  # measured ~2 s on a loaded 2-core machine; 15 s only guards hangs
+
+
+@pytest.mark.parametrize(
+    ("edit", "needle"),
+    [
+        (lambda d: d["metrics"]["test"]["nrmse@8"]["per_seed"].update({"0": "0.1"}), 'per_seed.0 is "0.1"'),
+        (lambda d: d["metrics"]["test"]["nrmse@8"].update(mean=float("inf")), "not a finite number"),
+        (lambda d: d.update(date=7), "date is 7, not a string"),
+        (lambda d: d.pop("scoring_hash"), "missing key 'scoring_hash'"),
+        (lambda d: d["metrics"].update(test=[]), "metrics must map splits"),
+        (None, "champion ref 'no-such-ref'"),
+    ],
+    ids=["per-seed-string", "infinite-mean", "date-number", "missing-key", "metrics-list", "bad-champion-ref"],
+)
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
+def test_bad_champion_file_or_ref_exits_2_with_one_line(project, cache_dir, edit, needle, workers):
+    """A champion file edited by hand (a per_seed string used to end the run in an INTERNALERROR after every test
+    passed) or a champion ref that names nothing: one ``ups:`` line, exit 2, nothing stored."""
+    path = project / "champions" / "small" / "burgers1d.json"
+    args = list(workers)
+    if edit is None:
+        args.append("--ups-champion-ref=no-such-ref")
+    else:
+        d = json.loads(path.read_text())
+        edit(d)
+        path.write_text(json.dumps(d))
+    before = table_counts(project / "reports" / "results.duckdb")
+    result = run(project, cache_dir, *args)
+    out = result.stdout + result.stderr
+    assert result.returncode == 2, out
+    lines = [line for line in out.splitlines() if "ups:" in line]
+    assert len(lines) == 1 and needle in lines[0], out
+    assert "Traceback" not in out and "INTERNALERROR" not in out
+    assert table_counts(project / "reports" / "results.duckdb") == before

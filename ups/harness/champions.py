@@ -90,6 +90,8 @@ def _check_stat(d: object, where: str, what: str) -> None:
         raise UserInputError(f"champion file {where}: {what} must be an object with a mean")
     _number(d["mean"], where, f"{what}.mean", allow_none=True)
     _number(d.get("std", 0.0), where, f"{what}.std")
+    if "n" in d and (isinstance(d["n"], bool) or not isinstance(d["n"], int) or d["n"] < 0):
+        raise UserInputError(f"champion file {where}: {what}.n is {json.dumps(d['n'])}, not a count of seeds")
     per_seed = d.get("per_seed", {})
     if not isinstance(per_seed, dict):
         raise UserInputError(f"champion file {where}: {what}.per_seed must be an object")
@@ -101,6 +103,8 @@ def _check_stat(d: object, where: str, what: str) -> None:
     if not isinstance(per_traj, dict) or not all(isinstance(v, list) for v in per_traj.values()):
         raise UserInputError(f"champion file {where}: {what}.per_traj must map seeds to lists")
     for seed, values in per_traj.items():
+        if not str(seed).lstrip("-").isdigit():
+            raise UserInputError(f"champion file {where}: {what}.per_traj key {seed!r} is not a seed")
         if per_seed.get(seed) is None:
             raise UserInputError(f"champion file {where}: {what}.per_traj has seed {seed}, per_seed has no value")
         for i, v in enumerate(values):
@@ -124,6 +128,8 @@ def _parse(text: str, where: str) -> Champion:
         d = json.loads(text)
     except json.JSONDecodeError as err:
         raise UserInputError(f"champion file {where}: invalid JSON ({err.msg} at line {err.lineno})") from None
+    except RecursionError:
+        raise UserInputError(f"champion file {where}: nested too deeply to be a champion snapshot") from None
     if not isinstance(d, dict):
         raise UserInputError(f"champion file {where}: expected a JSON object")
     if d.get("format_version") != FORMAT_VERSION:
@@ -134,6 +140,12 @@ def _parse(text: str, where: str) -> Champion:
     missing = [k for k in REQUIRED if k not in d]
     if missing:
         raise UserInputError(f"champion file {where}: missing key {missing[0]!r}")
+    for key in REQUIRED[:-1]:
+        if not isinstance(d[key], str):
+            raise UserInputError(f"champion file {where}: {key} is {json.dumps(d[key])}, not a string")
+    for key in ("candidate", "env"):
+        if not isinstance(d.get(key, {}), dict):
+            raise UserInputError(f"champion file {where}: {key} must be an object")
     if not isinstance(d["metrics"], dict) or not all(isinstance(ms, dict) for ms in d["metrics"].values()):
         raise UserInputError(f"champion file {where}: metrics must map splits to metric objects")
     for split, ms in d["metrics"].items():
@@ -145,6 +157,8 @@ def _parse(text: str, where: str) -> Champion:
         for c in checkpoints.values()
     ):
         raise UserInputError(f"champion file {where}: checkpoints must map seeds to {{path, sha256}}")
+    if not all(str(k).lstrip("-").isdigit() for k in checkpoints):
+        raise UserInputError(f"champion file {where}: checkpoints keys must be seeds")
     for c in checkpoints.values():
         if Path(c["path"]).is_absolute() or ".." in Path(c["path"]).parts:
             raise UserInputError(f"champion file {where}: checkpoint path {c['path']!r} must stay beside the file")

@@ -4,13 +4,16 @@ computed by the session's :class:`~ups.harness.runner.SuiteRunner` (trained and 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pytest
 
-from ups.errors import MissingExtra, UserInputError
+from ups.errors import CandidateFailed, MissingExtra, UserInputError
 from ups.harness.gates import Gate
-from ups.harness.runner import CandidateFailed, SuiteRunner
 from ups.harness.session import SESSION
+
+if TYPE_CHECKING:
+    from ups.harness.runner import SuiteRunner
 
 
 @dataclass(frozen=True)

@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from ups.config.safe_yaml import safe_load_text
 from ups.errors import UserInputError
+from ups.harness.sources import decode_utf8
 from ups.metrics import METRICS, parse_metric_name
 from ups.metrics.bootstrap import Interval, bootstrap_means, interval, prob_better
 from ups.metrics.seeds import SeedStat
@@ -103,11 +104,8 @@ def load_gate_file(path: str | Path, *, text: str | None = None, where: str | No
     if text is None:
         if not Path(path).is_file():
             raise UserInputError(f"gate file {where}: not found")
-        text = Path(path).read_text(encoding="utf-8", errors="replace")
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise UserInputError(f"gate file {where}: invalid YAML ({str(err).splitlines()[0]})") from None
+        text = decode_utf8(Path(path).read_bytes(), f"gate file {where}")
+    raw = safe_load_text(text, f"gate file {where}")
     try:
         gate_file = GateFile.model_validate(raw or {})
     except ValidationError as err:

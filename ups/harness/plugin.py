@@ -5,13 +5,14 @@
 from __future__ import annotations
 
 import os
+import sys
 
 import pytest
 
 from ups.errors import UserInputError
 from ups.harness import fixtures
 from ups.harness.fixtures import BaselineCase, GateCase
-from ups.harness.session import SESSION, SUITE_MARKERS, Session
+from ups.harness.session import SESSION, SUITE_MARKERS, Session, check_inputs
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -49,18 +50,23 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @pytest.hookimpl(tryfirst=True)
-def pytest_sessionstart(session: pytest.Session) -> None:
-    """Before any xdist worker starts: check the selected suites' files (suite, gates, champions, and every
-    champion checkpoint's sha256), so a bad file is one ``ups:`` line and exit 2, the same serial and under -n."""
-    ups = session.config.stash[SESSION]
-    if ups.is_worker:
-        return
-    ups.shards.hold()  # the session's shards are live until its end (workers hold their own locks too)
+def pytest_cmdline_main(config: pytest.Config) -> int | None:
+    """Before the session, on the controlling process: check the selected suites' inputs (:func:`check_inputs`). A
+    bad one is a single ``ups:`` line on stderr and exit 2, before any worker starts, serial or under xdist."""
+    if config.getoption("help") or config.getoption("version", 0):
+        return None
     try:
-        ups.check_files()
+        check_inputs(config)
     except UserInputError as err:
-        ups.shards.release()
-        pytest.exit(f"ups: {err}", returncode=2)
+        sys.stderr.write(f"ups: {err}\n")
+        return 2
+    return None
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    ups = session.config.stash[SESSION]
+    if not ups.is_worker:
+        ups.shards.hold()  # the session's shards are live until its end (workers hold their own locks too)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -29,9 +29,10 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from ups.training.sinks import ProgressCallback, ProgressEvent
+if TYPE_CHECKING:
+    from ups.training.sinks import ProgressCallback, ProgressEvent
 
 STEP_EVERY_S = 1.0  # a worker writes a step event at most this often per run (stage starts and ends always)
 LINE_EVERY_S = 10.0  # the terminal gets at most one step line per run this often (2 workers: a line every ~5 s)

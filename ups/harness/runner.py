@@ -33,19 +33,16 @@ from ups.config.loader import config_hash, load_config
 from ups.config.schema import UPSConfig
 from ups.data.generate import cached_dataset
 from ups.data.store import DatasetStore
-from ups.errors import UserInputError
+from ups.errors import CandidateFailed, UserInputError
 from ups.eval.evaluate import EvalResult, evaluate_split
-from ups.harness.champions import Champion, load_champion, verified_checkpoint
-from ups.harness.gates import Gate, GateFile, GateResult, check_gates_against, evaluate_gate, load_gate_file
+from ups.harness.champions import Champion
+from ups.harness.gates import Gate, GateFile, GateResult, evaluate_gate
 from ups.harness.sources import Source
 from ups.harness.suite import ModelEntry, SuiteConfig
+from ups.harness.suite_files import SuiteFiles
 from ups.metrics.seeds import SeedStat, stats_from_rows
 from ups.models import MODELS, Surrogate
 from ups.provenance import canonical_hash, code_hash, scoring_hash
-
-
-class CandidateFailed(RuntimeError):
-    """Training the candidate aborted (a guard fired): its gates fail with this message, the run goes on."""
 
 
 @contextmanager
@@ -117,6 +114,7 @@ class SuiteRunner:
         self.baseline_seeds = suite.baseline_seeds or self.seeds[:1]
         self.device = torch.device(device)
         self.source = Source(root, champion_ref)  # where the suite's gate file, champions and checkpoints come from
+        self.files = SuiteFiles(suite, root=root, source=self.source, cache_dir=cache_dir)
         self.stamp = stamp
         self._label = label
         self._run_meta = run_meta or {}
@@ -201,17 +199,9 @@ class SuiteRunner:
         cand = self.suite.candidate
         return cand.model or Path(cand.config).stem.replace("{task}", "").strip("_-") or "candidate"
 
-    @cached_property
+    @property
     def gate_file(self) -> GateFile:
-        """The suite's gate file (from the champion ref when there is one), checked against the suite's tasks."""
-        path = self.root / self.suite.gates
-        where = self.source.where(path)
-        text = self.source.read_text(path)
-        if text is None:
-            raise UserInputError(f"gate file {where}: not found")
-        gate_file = load_gate_file(path, text=text, where=where)
-        check_gates_against(gate_file, self.suite.tasks, where)
-        return gate_file
+        return self.files.gate_file
 
     def task_entry(self, task: str):
         try:
@@ -433,22 +423,13 @@ class SuiteRunner:
                         break
 
     def champion_path(self, task: str) -> Path:
-        return self.root / self.suite.champions / f"{task}.json"
+        return self.files.champion_path(task)
 
     def stored_champion(self, task: str) -> Champion | None:
-        """The snapshot as stored (working tree, or the champion ref); None when there is none yet."""
-        return load_champion(self.champion_path(task), source=self.source)
+        return self.files.stored_champion(task)
 
     def champion_checkpoint(self, task: str, champion: Champion, seed: int) -> Path:
-        """The champion's checkpoint folder of ``seed``, its sha256 verified (from the champion ref when given).
-
-        Raises:
-            UserInputError: missing, or its bytes do not hash to the snapshot's sha256 (one line naming the folder).
-        """
-        entry = champion.checkpoints[seed]
-        path = self.champion_path(task).parent / entry["path"]
-        local = self.source.copy_dir(path, self.cache_dir / "champion_ref" / entry["sha256"][:16])
-        return verified_checkpoint(local, entry, self.source.where(path))
+        return self.files.champion_checkpoint(task, champion, seed)
 
     def champion(self, task: str) -> Champion | None:
         """The champion the candidate is judged against, like with like: the stored snapshot when it was scored on

@@ -8,21 +8,59 @@ import os
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from ups.errors import UserInputError
 from ups.harness.progress import SuiteProgress
 from ups.harness.promotion import promote_run
-from ups.harness.runner import SuiteRunner
 from ups.harness.sources import Source
 from ups.harness.storage import IngestedRun, SessionShards, ingest_sessions, read_shards
 from ups.harness.suite import SUITE_FILES, SuiteConfig, load_suite
+from ups.harness.suite_files import SuiteFiles
 from ups.harness.verdict import Headline, markdown, write_summary
 from ups.metrics.seeds import rows_from_stats
 from ups.provenance import canonical_hash, code_hash, environment, git_info
 
+if TYPE_CHECKING:
+    from ups.harness.runner import SuiteRunner
+
 SUITE_MARKERS = ("small_eval", "full_eval")
+
+
+def selected_markers(config: pytest.Config) -> list[str]:
+    markexpr = config.getoption("-m") or ""
+    return [m for m in SUITE_MARKERS if m in markexpr]
+
+
+def load_selected_suite(config: pytest.Config, marker: str) -> SuiteConfig:
+    """The suite of ``marker``; with a champion ref, the suite file as it is at that ref (a pull request cannot
+    change the suite it is judged by)."""
+    root = Path(config.rootpath)
+    path = config.getoption("--ups-suite") or SUITE_FILES[marker.removesuffix("_eval")]
+    return load_suite(root / path, source=Source(root, config.getoption("--ups-champion-ref")))
+
+
+def check_inputs(config: pytest.Config) -> None:
+    """Load and check what the selected suites depend on, before a session or any worker starts: the suite file, the
+    gate file, every champion and its checkpoints' sha256 (all without torch), then the model names and their
+    training configs.
+
+    Raises:
+        UserInputError: the first bad input, in one line.
+    """
+    root = Path(config.rootpath)
+    ref, cache_dir = config.getoption("--ups-champion-ref"), root / config.getoption("--ups-cache-dir")
+    suites = [load_selected_suite(config, marker) for marker in selected_markers(config)]
+    for suite in suites:
+        SuiteFiles(suite, root=root, source=Source(root, ref), cache_dir=cache_dir).check()
+    from ups.harness.runner import SuiteRunner  # torch: only once the files are known to be good
+
+    for suite in suites:
+        runner = SuiteRunner(suite, root=root, cache_dir=cache_dir, champion_ref=ref)
+        for name in ("candidate", *runner.baselines):
+            runner.identity(name)
 
 
 class Session:
@@ -60,17 +98,9 @@ class Session:
         self.headline = Headline()
         self.judged_against = "the working tree's champions (no --ups-champion-ref)"
 
-    def selected_markers(self) -> list[str]:
-        markexpr = self.config.getoption("-m") or ""
-        return [m for m in SUITE_MARKERS if m in markexpr]
-
     def suite(self, marker: str) -> SuiteConfig:
-        """The suite of ``marker``; with a champion ref, the suite file as it is at that ref (a pull request cannot
-        change the suite it is judged by)."""
         if marker not in self._suites:
-            path = self.config.getoption("--ups-suite") or SUITE_FILES[marker.removesuffix("_eval")]
-            source = Source(self.root, self.champion_ref)
-            self._suites[marker] = load_suite(self.root / path, source=source)
+            self._suites[marker] = load_selected_suite(self.config, marker)
         return self._suites[marker]
 
     def provenance(self) -> dict:
@@ -85,6 +115,8 @@ class Session:
 
     def runner(self, marker: str) -> SuiteRunner:
         if marker not in self._runners:
+            from ups.harness.runner import SuiteRunner  # torch: only once the input files are known to be good
+
             opt = self.config.getoption
             seeds = [int(s) for s in opt("--ups-seeds").split(",")] if opt("--ups-seeds") else None
             runner = SuiteRunner(
@@ -103,21 +135,6 @@ class Session:
             self.progress.watch(runner)
             self._runners[marker] = runner
         return self._runners[marker]
-
-    def check_files(self) -> None:
-        """Load and check the selected suites' files before any worker starts: suite, gates, champions and every
-        champion checkpoint's sha256.
-
-        Raises:
-            UserInputError: the first bad file, in one line.
-        """
-        for marker in self.selected_markers():
-            runner = self.runner(marker)
-            runner.gate_file  # noqa: B018 - loads and checks it
-            for task in runner.suite.tasks:
-                if (champion := runner.stored_champion(task)) is not None:
-                    for seed in champion.checkpoints:
-                        runner.champion_checkpoint(task, champion, seed)
 
     # ---- end of the session (controlling process only) -----------------------------------------------------------
 

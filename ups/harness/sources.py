@@ -51,8 +51,9 @@ class Source:
         raise UserInputError(f"champion ref {self.ref!r}: {(err.strip().splitlines() or ['git show failed'])[-1]}")
 
     def read_text(self, path: str | Path) -> str | None:
+        """The file's UTF-8 text (None when it does not exist); text that is not UTF-8 is one line naming it."""
         data = self.read_bytes(path)
-        return None if data is None else data.decode("utf-8", errors="replace")
+        return None if data is None else decode_utf8(data, self.where(path))
 
     def commit(self) -> str | None:
         """The commit the ref names (None for the working tree)."""
@@ -81,3 +82,10 @@ class Source:
             if data is not None:
                 (dest / name).write_bytes(data)
         return dest
+
+
+def decode_utf8(data: bytes, where: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise UserInputError(f"{where}: not UTF-8 text (byte 0x{data[err.start]:02x} at offset {err.start})") from None

@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from ups.config.safe_yaml import safe_load_text
 from ups.errors import UserInputError
+from ups.harness.sources import decode_utf8
 
 
 class TaskEntry(BaseModel):
@@ -79,18 +80,15 @@ def load_suite(path: str | Path, *, source=None) -> SuiteConfig:
     (:class:`ups.harness.sources.Source`); any problem is one line naming the file."""
     path = Path(path)
     where = str(path) if source is None else source.where(path)
-    text = (
-        (path.read_text(encoding="utf-8", errors="replace") if path.is_file() else None)
-        if source is None
-        else (source.read_text(path))
-    )
+    if source is None:
+        text = decode_utf8(path.read_bytes(), f"suite file {where}") if path.is_file() else None
+    else:
+        text = source.read_text(path)
     if text is None:
         raise UserInputError(f"suite file {where}: not found")
+    raw = safe_load_text(text, f"suite file {where}")
     try:
-        raw = yaml.safe_load(text)
         return SuiteConfig.model_validate(raw or {})
-    except yaml.YAMLError as err:
-        raise UserInputError(f"suite file {where}: invalid YAML ({str(err).splitlines()[0]})") from None
     except ValidationError as err:
         first = err.errors()[0]
         loc = ".".join(str(p) for p in first["loc"])
