@@ -20,7 +20,6 @@ class Timing:
     samples_s: tuple[float, ...]
 
 
-
 def _sync(device: torch.device | None) -> None:
     if device is not None and device.type == "cuda":
         torch.cuda.synchronize(device)
