@@ -114,6 +114,7 @@ def test_parallel_and_serial_runs_record_the_same_metric_rows(project, cache_dir
     assert rows[0] == rows[1]
     keys = [r[:5] for r in rows[1]]
     assert len(keys) == len(set(keys))  # no doubled rows from the two workers
+    assert "champion" in {r["label"] for r in ResultsStore(db).runs()}  # written by the controlling process of -n 2
 
 
 @pytest.mark.slow

@@ -343,10 +343,12 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 
 def _print_headline(rows: list[dict], split: str, seed: int) -> None:
+    from ups.metrics import format_metric_name
+
     for r in rows:
         if r["split"] == split and r["seed"] == seed and r["metric"] in HEADLINE and r["value"] is not None:
-            suffix = f"@{r['horizon']}" if r["horizon"] is not None else ""
-            print(f"  {r['model']:<16} {r['split']:<10} {r['metric'] + suffix:<20} {r['value']:.6g}")
+            name = format_metric_name(r["metric"], r["horizon"])
+            print(f"  {r['model']:<16} {r['split']:<10} {name:<20} {r['value']:.6g}")
 
 
 def _log_wandb(wandb: Any, project: str, cfg: Any, run: dict, rows: list[dict], out_dir: Path) -> None:
@@ -357,10 +359,12 @@ def _log_wandb(wandb: Any, project: str, cfg: Any, run: dict, rows: list[dict], 
         mode=os.environ.get("WANDB_MODE", "offline"), config=cfg.model_dump(mode="json"),
     )  # fmt: skip
     table = wandb.Table(columns=list(ROW_COLUMNS), data=[[r[c] for c in ROW_COLUMNS] for r in rows])
+    from ups.metrics import format_metric_name
+
     sums: dict[str, list[float]] = {}
     for r in rows:
         if r["value"] is not None and math.isfinite(r["value"]):
-            metric = r["metric"] if r["horizon"] is None else f"{r['metric']}@{r['horizon']}"
+            metric = format_metric_name(r["metric"], r["horizon"])
             sums.setdefault(f"{r['model']}/{r['split']}/{metric}", []).append(r["value"])
     wandb_run.log({"scoreboard": table})
     wandb_run.summary.update({key: sum(v) / len(v) for key, v in sums.items()})

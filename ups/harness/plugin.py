@@ -12,7 +12,7 @@ import pytest
 from ups.errors import UserInputError
 from ups.harness import fixtures
 from ups.harness.fixtures import BaselineCase, GateCase
-from ups.harness.session import SESSION, SUITE_MARKERS, Session, check_inputs
+from ups.harness.session import SESSION, SUITE_MARKERS, Session, check_inputs, selected_markers
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -65,8 +65,11 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     ups = session.config.stash[SESSION]
-    if not ups.is_worker:
-        ups.shards.hold()  # the session's shards are live until its end (workers hold their own locks too)
+    if ups.is_worker:
+        return
+    ups.shards.hold()  # the session's shards are live until its end (workers hold their own locks too)
+    for marker in selected_markers(session.config):
+        ups.runner(marker)  # the controlling process prints every worker's progress for the suites it counts
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -214,6 +214,7 @@ class SuiteRunner:
             entry = self.task_entry(task)
             path = cached_dataset(task, entry.size, self.suite.data_seed, self.cache_dir)
             self._datasets[task] = store = DatasetStore.open(path)
+            store.verify()  # every value against the recorded content hash, before anything trains or scores on it
             self.record("datasets", {"task": task, "content_sha256": store.content_sha256})
         return self._datasets[task]
 

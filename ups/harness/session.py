@@ -141,12 +141,15 @@ class Session:
     def finish(self) -> int:
         """Store what the session ran (all or nothing), promote where asked and allowed, render the leaderboard and
         the verdict. Returns the exit status to impose (2 on bad input), else 0."""
-        self.progress.close()
         if self.is_worker:
+            self.progress.close()
             self.shards.release()
             return 0
         try:
-            self._record_champions()
+            try:
+                self._record_champions()
+            finally:
+                self.progress.close()  # after: the controlling process of -n 2 makes its runner (watched) only now
             self.shards.complete()
             return self._finish()
         except UserInputError as err:
@@ -181,10 +184,14 @@ class Session:
     def _record_champions(self) -> None:
         """Add to the shards, as one run labelled ``champion`` per suite, the champions each candidate that ran was
         judged against (re-scored ones with their new numbers)."""
-        for runner in self._runners.values():
-            shards = self.shards.dir / runner.run_id()
-            ran = {r["task"] for r in read_shards(shards)["metrics"]} if shards.is_dir() else set()
-            champs = {t: c for t in runner.suite.tasks if t in ran and (c := runner.champion(t)) is not None}
+        ran: dict[str, set[str]] = {}  # suite -> tasks its candidate ran, from the shards of every process
+        for run_dir in sorted(self.shards.dir.glob("*/")) if self.shards.dir.is_dir() else []:
+            tables = read_shards(run_dir)
+            if tables.get("run_meta") and tables["run_meta"][0].get("role") == "candidate":
+                ran.setdefault(tables["run_meta"][0]["suite"], set()).update(r["task"] for r in tables["metrics"])
+        for suite, tasks in ran.items():
+            runner = self.runner(f"{suite}_eval")  # the controlling process of -n 2 has not made one yet
+            champs = {t: c for t in runner.suite.tasks if t in tasks and (c := runner.champion(t)) is not None}
             if not champs:
                 continue
             if runner.source.ref is not None:

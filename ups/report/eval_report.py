@@ -21,6 +21,7 @@ import altair as alt
 import numpy as np
 
 from ups.eval.report_data import SplitCurves
+from ups.metrics import format_metric_name
 from ups.report.embed import embed_call, vega_script
 
 #: the correlation below which a rollout counts as decorrelated (``rollout_horizon``'s default threshold)
@@ -174,7 +175,7 @@ def _scoreboard_table(rows: Iterable[dict], split: str, label: str) -> str:
     for r in rows:
         if r["split"] != split:
             continue
-        name = r["metric"] if r["horizon"] is None else f"{r['metric']}@{r['horizon']}"
+        name = format_metric_name(r["metric"], r["horizon"])
         table.setdefault(name, {}).setdefault(r["model"], []).append(r["value"])
     models = [label] + (["persistence"] if label != "persistence" else [])
     head = "<tr><th>metric</th>" + "".join(f"<th>{html.escape(m)}</th>" for m in models) + "</tr>"

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from ups.errors import UserInputError
-from ups.models.base import MODELS, Surrogate
+from ups.models import MODELS, Surrogate
 from ups.models.diffusion_corrector import DiffusionCorrector
 from ups.models.steady_prior import SteadyPrior
 from ups.training.checkpoint import Checkpoint, capture_rng, load_checkpoint, save_checkpoint

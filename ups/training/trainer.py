@@ -32,7 +32,7 @@ from ups.data.generate import cached_dataset
 from ups.data.store import DatasetStore
 from ups.data.windows import TRANSLATION_INVARIANT, WindowSampler
 from ups.errors import UserInputError
-from ups.models.base import MODELS
+from ups.models import MODELS
 from ups.models.baseline import GridBaseline
 from ups.models.latent_operator import LatentOperator
 from ups.provenance import PACKAGE_DIR, code_hash, environment, git_info
