@@ -230,6 +230,7 @@ def test_cli_reports_bad_input_with_exit_code_2(make_config, tmp_path, capsys):
         ({"data": {"fields": ["v"]}}, "data.fields: the latent operator models every field"),
         ({"run": {"model": "unet"}, "data": {"fields": ["v"]}}, "data.fields: unet models every field"),
         ({"logging": {"tensorboard": True}}, "logging.tensorboard is enabled but"),
+        ({"training": {"time_stride": 500}}, "training.time_stride: 500 stored frames per step"),
     ],
 )
 def test_cli_config_that_does_not_fit_the_data_exits_2_and_writes_nothing(

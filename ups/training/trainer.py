@@ -133,6 +133,12 @@ def check_inputs(cfg: UPSConfig, store: DatasetStore) -> None:
     if not store.spec.steady:
         with torch.device("meta"):
             operator_class(cfg).build(cfg, store.spec, store.stats())
+        stride, frames = cfg.training.time_stride, store.root["coords/t"].shape[0]
+        if frames - 1 < stride:
+            raise UserInputError(
+                f"training.time_stride: {stride} stored frames per step, but {store.path} has "
+                f"{frames} frames: too few for one validation step"
+            )
     check_sinks(cfg.logging)
 
 
