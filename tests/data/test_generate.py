@@ -119,3 +119,13 @@ def test_cli_generate_validate_info(tmp_path, tiny, capsys):
     shutil.rmtree(out / "train" / "ids")
     with pytest.raises(UserInputError, match="missing array train/ids"):
         run_cli("data", "validate", str(out))
+
+
+def test_a_task_without_its_hooks_is_refused_at_definition():
+    from ups.data.solvers.base import Task
+    from ups.data.solvers.euler1d import EulerTask
+
+    with pytest.raises(TypeError, match="task 'half' does not define make_spec, sample"):
+        type("Half", (Task,), {"name": "half"})
+    with pytest.raises(TypeError, match="does not define initial_state"):
+        type("HalfEuler", (EulerTask,), {"name": "half_euler"})

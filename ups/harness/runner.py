@@ -426,18 +426,12 @@ class SuiteRunner:
     def champion_path(self, task: str) -> Path:
         return self.files.champion_path(task)
 
-    def stored_champion(self, task: str) -> Champion | None:
-        return self.files.stored_champion(task)
-
-    def champion_checkpoint(self, task: str, champion: Champion, seed: int) -> Path:
-        return self.files.champion_checkpoint(task, champion, seed)
-
     def champion(self, task: str) -> Champion | None:
         """The champion the candidate is judged against, like with like: the stored snapshot when it was scored on
         the same data with the same scoring code and protocol; otherwise its checkpoints re-scored now (cached), or,
         without checkpoints, the snapshot marked ``stale`` (its gates are inconclusive, never compared silently)."""
         if task not in self._champions:
-            stored = self.stored_champion(task)
+            stored = self.files.stored_champion(task)
             self._champions[task] = None if stored is None else self._like_with_like(task, stored)
         return self._champions[task]
 
@@ -452,7 +446,7 @@ class SuiteRunner:
             return replace(champion, stale=f"champion not comparable: {why}, and it has no checkpoint to re-score")
         results = []
         for seed in sorted(champion.checkpoints):
-            folder = self.champion_checkpoint(task, champion, seed)
+            folder = self.files.champion_checkpoint(task, champion, seed)
             sha = champion.checkpoints[seed]["sha256"]
             model: list[Surrogate] = []  # loaded once per seed, only when some split is not cached yet
 

@@ -11,6 +11,7 @@ here regenerates the cached data just as a change to a solver does.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any, ClassVar, Generic, TypeVar
@@ -28,7 +29,7 @@ RangeT = TypeVar("RangeT")
 OOD_REGIME = "ood_regime"
 
 
-class Task(Generic[SizeT]):
+class Task(ABC, Generic[SizeT]):
     """A registered task: its sizes, and per size the :class:`TaskSpec`, the solver config and the seeded generator.
 
     Every public method takes a size by name or an already-resolved size config (tests build small ones). A task
@@ -65,8 +66,9 @@ class Task(Generic[SizeT]):
         return cls.sample(cls.size(size), np.random.default_rng(seed))
 
     @classmethod
+    @abstractmethod
     def make_spec(cls, cfg: SizeT) -> TaskSpec:
-        raise NotImplementedError
+        """The :class:`TaskSpec` of size config ``cfg``."""
 
     @classmethod
     def derived_config(cls, cfg: SizeT) -> dict:
@@ -74,8 +76,18 @@ class Task(Generic[SizeT]):
         return {}
 
     @classmethod
+    @abstractmethod
     def sample(cls, cfg: SizeT, rng: np.random.Generator) -> dict[str, SplitData]:
-        raise NotImplementedError
+        """Every split of size config ``cfg``, drawn from ``rng`` alone."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A registered task (one that sets ``name``) must define every hook; a shared base such as ``EulerTask``
+        may leave some to its subclasses. Checked here because tasks are used as classes, never instantiated."""
+        super().__init_subclass__(**kwargs)
+        if "name" in cls.__dict__:
+            missing = sorted(n for n in dir(cls) if getattr(getattr(cls, n, None), "__isabstractmethod__", False))
+            if missing:
+                raise TypeError(f"task {cls.__dict__['name']!r} does not define {', '.join(missing)}")
 
 
 def split_blocks(counts: dict[str, int]) -> dict[str, slice]:

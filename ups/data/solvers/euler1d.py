@@ -17,6 +17,7 @@ Cells are centred at the stored coordinates x_j = j·h (h = 1/N), so cell j cove
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -207,9 +208,9 @@ class EulerTask(Task[EulerSize]):
         return pack_splits(cfg.counts, dict(zip(cls.fields, frames, strict=True)), np.stack([gamma, ratio], axis=1))
 
     @classmethod
+    @abstractmethod
     def initial_state(cls, cfg: EulerSize, rng: np.random.Generator, cons: np.ndarray) -> np.ndarray:
         """Conserved cell means ``[traj, C, *grid]`` from the constant states ``cons`` ``[traj, C, 2^ndim]``."""
-        raise NotImplementedError
 
 
 @TASKS.register("euler1d")
