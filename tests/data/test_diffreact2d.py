@@ -3,6 +3,8 @@ seeded split generator."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -12,6 +14,7 @@ from ups.data.solvers import TASKS
 from ups.data.solvers.diffreact2d import (
     DiffReact2D,
     DiffReact2DSize,
+    cosine_interpolate,
     fitzhugh_nagumo,
     gaussian_random_field,
     solve_reaction_diffusion,
@@ -174,26 +177,47 @@ def test_splits_are_disjoint_and_ood_regime_is_outside_the_train_range(tiny):
     assert np.all((k >= TINY.k_range[0]) & (k <= np.float32(TINY.k_range[1])))
 
 
-def test_stored_frames_solve_the_pde_with_the_stored_parameters(tiny):
-    # Re-solving from stored frame 0 with the stored D_u and k reproduces a later frame: catches a wrong parameter
-    # column, dt label or frame shift. (Frame 0 is float32, so agreement is to float32 round-off, amplified a little.)
-    split = tiny["test"]
+def resolve_on_the_stored_grid(split, cfg: DiffReact2DSize, n_frames: int) -> np.ndarray:
+    """Re-solve a stored split from its frame 0 on the stored grid with the stored D_u and k: ``[B, T, 2, n, n]``."""
     y0 = np.stack([split.fields["u"][:, 0], split.fields["v"][:, 0]], axis=1).astype(np.float64)
     d_u, k = split.params[:, 0].astype(np.float64), split.params[:, 1].astype(np.float64)
-    diffusivity = np.stack([d_u, np.full_like(d_u, TINY.d_v)], axis=1)
-    redo = solve_reaction_diffusion(
-        y0, diffusivity, 2.0, TINY.dt, TINY.n_frames, n_sub=TINY.n_sub, reaction=fitzhugh_nagumo(k)
+    diffusivity = np.stack([d_u, np.full_like(d_u, cfg.d_v)], axis=1)
+    return solve_reaction_diffusion(
+        y0, diffusivity, 2.0, cfg.dt, n_frames, n_sub=cfg.n_sub, reaction=fitzhugh_nagumo(k)
     )
+
+
+def test_stored_frames_solve_the_pde_with_the_stored_parameters(tiny):
+    # With refine = 1 the solver grid is the stored grid: re-solving from stored frame 0 with the stored D_u and k
+    # reproduces the last frame, which catches a wrong parameter column, dt label or frame shift. (Frame 0 is float32,
+    # so agreement is to float32 round-off, amplified a little.)
+    cfg = replace(TINY, refine=1)
+    split = DiffReact2D.generate(cfg, seed=0)["test"]
+    redo = resolve_on_the_stored_grid(split, cfg, cfg.n_frames)
     assert rel_l2(redo[:, -1, 0], split.fields["u"][:, -1]) < 1e-5
     assert rel_l2(redo[:, -1, 1], split.fields["v"][:, -1]) < 1e-5
     assert rel_l2(split.fields["u"][:, -1], split.fields["u"][:, -2]) > 1e-3  # ... and the frames differ
+    # The data (refine = 2) is a 2x finer solve: the stored-grid re-solve is off by that grid's discretisation error.
+    split = tiny["test"]
+    redo = resolve_on_the_stored_grid(split, TINY, TINY.n_frames)
+    error = rel_l2(redo[:, -1, 0], split.fields["u"][:, -1])
+    assert 1e-4 < error < 3e-2, error
 
 
 def test_ood_geometry_is_the_same_pde_on_the_larger_square(tiny):
-    # ood_geometry: the same PDE on a twice larger square, solved on a 2x finer grid and stored as 2x2 block averages.
-    # Re-solving one frame on the stored grid with the recorded side (4) reproduces v (which diffuses fastest) up to
-    # the coarse grid's discretisation error; a solve with side 2 or 8 (the wrong cell size) does not.
-    assert TINY.oversample("ood_geometry") == 2 and TINY.split_length("ood_geometry") == 4.0
+    # ood_geometry: the same PDE on a twice larger square, solved with the other splits' solver cells (on a 2 x 2 = 4x
+    # finer grid at refine = 2) and stored as 4x4 block averages. Re-solving one frame on the stored grid with the
+    # recorded side (4) reproduces v (which diffuses fastest) up to the coarse grid's discretisation error; a solve
+    # with side 2 or 8 (the wrong cell size) does not.
+    assert TINY.oversample("ood_geometry") == 4 and TINY.oversample("train") == 2
+    assert TINY.ic_grid("ood_geometry") == 32 and TINY.split_length("ood_geometry") == 4.0
+    assert DiffReact2D.derived_config(TINY)["solver_grid"] == {
+        "train": 32,
+        "val": 32,
+        "test": 32,
+        "ood_regime": 32,
+        "ood_geometry": 64,
+    }
     assert DiffReact2D.spec(TINY).extra["split_domain"] == {"ood_geometry": [4.0, 4.0]}
     split = tiny["ood_geometry"]
     y0 = np.stack([split.fields["u"][:, 0], split.fields["v"][:, 0]], axis=1).astype(np.float64)
@@ -214,3 +238,46 @@ def test_tiny_dataset_round_trips_through_a_valid_store(tiny, tmp_path):
     write_store(path, spec, tiny, solver=DiffReact2D.solver, solver_config=DiffReact2D.solver_config(TINY), seed=0)
     summary = validate_store(path)
     assert summary["grid_shape"] == (16, 16) and summary["n_frames"] == TINY.n_frames
+
+
+def test_cosine_interpolation_evaluates_the_same_series_on_the_finer_grid():
+    # A field drawn as a cosine series on 12² cells, evaluated at the centres of 36² cells, equals the series itself.
+    y = gaussian_random_field(np.random.default_rng(4), 2, (12, 12), length=2.0, alpha=4.0, tau=5.0)
+    fine = cosine_interpolate(y, 36)
+    basis = {m: np.cos(np.pi * np.arange(12)[None, :] * (np.arange(m)[:, None] + 0.5) / m) for m in (12, 36)}
+    a = np.linalg.solve(basis[12], np.linalg.solve(basis[12], y).transpose(0, 2, 1)).transpose(0, 2, 1)  # amplitudes
+    direct = basis[36] @ a @ basis[36].T
+    np.testing.assert_allclose(fine, direct, rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(cosine_interpolate(y, 12), y)
+
+
+@pytest.mark.parametrize("k", [0.0, 1e-2])
+def test_stored_frames_converge_at_second_order_with_refine_at_the_smallest_d_u_of_each_split(k):
+    # The generator at refine 1, 2, 4, 8 with every trajectory at the smallest D_u of its split (train's for
+    # train/ood_geometry, ood_regime's) and k at one end of its range, over the small size's horizon t ∈ [0, 5]. The
+    # initial fields are the same at every refine (a cosine series drawn on the stored grid), so the stored block
+    # averages converge at the scheme's second order: against the 8x solve, the error of refine r is C (1/r² − 1/64),
+    # ratios 4.2 (1 → 2) and 5 (2 → 4), at every frame up to the last and for every split.
+    cfg = DiffReact2DSize(
+        n=16,
+        n_frames=21,
+        dt=0.25,
+        counts={"train": 1, "ood_regime": 1, "ood_geometry": 1},
+        d_u_train=(5e-4, 5e-4),
+        d_u_ood=(3e-3, 3e-3),
+        k_range=(k, k),
+    )
+    frames = {}
+    for r in (1, 2, 4, 8):
+        data = DiffReact2D.generate(replace(cfg, refine=r), seed=0)
+        frames[r] = np.stack([np.stack([data[s].fields["u"], data[s].fields["v"]], 2)[0] for s in cfg.counts])
+    assert np.all(data["ood_regime"].params[:, 0] == np.float32(3e-3))
+
+    def error(r: int) -> np.ndarray:  # [split, frame] relative L2 of (u, v) against the 8x solve
+        diff = (frames[r] - frames[8]).reshape(3, cfg.n_frames, -1).astype(np.float64)
+        return np.linalg.norm(diff, axis=-1) / np.linalg.norm(frames[8].reshape(3, cfg.n_frames, -1), axis=-1)
+
+    e1, e2, e4 = error(1), error(2), error(4)
+    assert np.all((e1 / e2 > 3.5) & (e1 / e2 < 7.0)), e1 / e2
+    assert np.all((e2 / e4 > 3.5) & (e2 / e4 < 7.0)), e2 / e4
+    assert e2[:, -1].max() < 3e-2  # the refine-2 data at n = 16 (the small size has n = 64: ≈ 3e-3)

@@ -25,16 +25,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.fft as sfft
-from einops import reduce
 
 from ups.data.solvers import TASKS
+from ups.data.solvers._restart import block_mean
 from ups.data.solvers.base import Task, draw_per_split, pack_splits, split_blocks
 from ups.data.spec import TaskSpec
 from ups.data.splits import SplitData
 
 Reaction = Callable[[np.ndarray], np.ndarray]
 
-_BATCH = 32  # trajectories solved together at oversample 1; one full-size batch's float64 frames take ~0.85 GB
+_BATCH = 32  # trajectories solved together on a 1x solver grid; one full-size batch's float64 frames take ~0.85 GB
 
 
 def neumann_laplacian_eigenvalues(n: int, h: float | np.ndarray) -> np.ndarray:
@@ -154,18 +154,33 @@ def gaussian_random_field(
     return sfft.idctn(c * xi, type=2, axes=(1, 2), norm="ortho")
 
 
+def cosine_interpolate(y: np.ndarray, n: int) -> np.ndarray:
+    """Cell values ``y`` ``[..., m, m]`` read as their cosine series (DCT-II modes < m) and evaluated at the cell
+    centres of the n × n grid of the same square (n ≥ m): the coefficients are zero-padded and scaled by n/m, the
+    ratio of the orthonormal basis amplitudes. The exact fine values of a field that is such a series, like those
+    of :func:`gaussian_random_field`; ``y`` itself when n = m."""
+    m = y.shape[-1]
+    if m == n:
+        return y
+    coef = np.zeros((*y.shape[:-2], n, n))
+    coef[..., :m, :m] = sfft.dctn(y, type=2, axes=(-2, -1), norm="ortho") * (n / m)
+    return sfft.idctn(coef, type=2, axes=(-2, -1), norm="ortho")
+
+
 @dataclass(frozen=True)
 class DiffReact2DSize:
     """One size of the diffreact2d dataset.
 
     Attributes:
         n: stored cells per side.
+        refine: solver cells per stored cell along each axis (every split); stored frames are block averages of the
+            solver's cells, so they are cell averages of a ``refine`` times better resolved solution.
         n_frames: stored frames, t = 0, dt, ..., (n_frames − 1) dt (frame 0 is the initial condition).
         dt: time between stored frames.
         counts: trajectories per split.
         length: side of the square domain [−length/2, length/2]² (PDEBench: [−1, 1]²).
         ood_length: side of the ``ood_geometry`` square, stored on the same ``n × n`` grid (so its cells are
-            ``ood_length / length`` times wider). It is solved on a grid that many times finer, with the same solver
+            ``ood_length / length`` times wider). Its solver grid is that many times finer again, with the same solver
             cell size as every other split, and stored as block averages: the coarser stored cells are exact cell
             averages of an equally accurate solution, not a less accurate solve.
         d_u_train: D_u range of train/val/test/ood_geometry, drawn log-uniformly (PDEBench's 1e-3 is its geometric
@@ -180,7 +195,8 @@ class DiffReact2DSize:
         ic_alpha, ic_tau: covariance (−Δ + τ²)^(−α) of the initial fields (length scale ≈ 1/τ = 0.2). α = 4 makes
             them smooth down to the grid (Matérn ν = α − 1 = 3); with α = 2 (Matérn ν = 1, not differentiable) the 64²
             data carries grid-scale roughness and 3× the discretisation error at t = 5.
-        dt_max: largest internal step; SBDF2 at 0.025 is ≈ 4e-4 (relative L2) from a 4× finer step at t = 5.
+        dt_max: largest internal step; SBDF2 at 0.025 is ≈ 4e-4 (relative L2) from a 4× finer step at t = 5. The
+            diffusion is implicit, so the step does not shrink with the grid.
     """
 
     n: int
@@ -197,6 +213,7 @@ class DiffReact2DSize:
     ic_alpha: float = 4.0
     ic_tau: float = 5.0
     dt_max: float = 0.025
+    refine: int = 2
 
     @property
     def n_sub(self) -> int:
@@ -206,12 +223,17 @@ class DiffReact2DSize:
     def split_length(self, split: str) -> float:
         return self.ood_length if split == "ood_geometry" else self.length
 
-    def oversample(self, split: str) -> int:
-        """Solver cells per stored cell along each axis (1 except for ``ood_geometry``)."""
+    def ic_grid(self, split: str) -> int:
+        """Cells per side of the grid whose cosine modes make the initial fields: the stored grid's cells of the
+        split's domain at the solver cell size of ``refine = 1`` (``n``, or ``n · ood_length / length``)."""
         ratio = self.split_length(split) / self.length
         if abs(ratio - round(ratio)) > 1e-9 or round(ratio) < 1:
             raise ValueError(f"{split}: domain ratio {ratio} must be a positive integer")
-        return round(ratio)
+        return self.n * round(ratio)
+
+    def oversample(self, split: str) -> int:
+        """Solver cells per stored cell along each axis: ``refine``, times the domain ratio for ``ood_geometry``."""
+        return self.refine * self.ic_grid(split) // self.n
 
 
 @TASKS.register("diffreact2d")
@@ -221,16 +243,18 @@ class DiffReact2D(Task[DiffReact2DSize]):
     name = "diffreact2d"
     solver = "diffreact2d/fd-neumann-dct-sbdf2"
     sizes: dict[str, DiffReact2DSize] = {
-        # Generates in ≈ 2.5 s of one core (56 trajectories × 200 internal steps at 64², 8 of ood_geometry at 128²).
-        # The 64² solve is ≤ 7e-3 (relative L2 at t = 5, D_u ≥ 5e-4) from a 256² solve of the same initial field.
+        # Generates in ≈ 11 s of one core (56 trajectories × 200 internal steps at 128², 8 of ood_geometry at 256²;
+        # 2.4 s when solved on the stored grid). The stored frames are ≈ 3e-3 (relative L2 at t = 5, D_u = 5e-4) from
+        # a 512² solve of the same initial field, 4.5× closer than a 64² solve (1.3e-2).
         "small": DiffReact2DSize(
             n=64,
             n_frames=21,
             dt=0.25,
             counts={"train": 32, "val": 8, "test": 8, "ood_regime": 8, "ood_geometry": 8},
         ),
-        # PDEBench 2D diffusion–reaction resolution and horizon (128², 101 frames over t ∈ [0, 5]); ≈ 5 min of one
-        # core and ≈ 16 GB of float32 frames in memory (PDEBench's file is 13 GB; the OOD splits add the rest).
+        # PDEBench 2D diffusion–reaction resolution and horizon (128², 101 frames over t ∈ [0, 5]), solved on 256²;
+        # ≈ 25 min of one core (extrapolated: 4.5× the ≈ 5 min of a 128² solve, as measured for `small`) and ≈ 16 GB
+        # of float32 frames in memory (PDEBench's file is 13 GB; the OOD splits add the rest).
         "full": DiffReact2DSize(
             n=128,
             n_frames=101,
@@ -262,11 +286,42 @@ class DiffReact2D(Task[DiffReact2DSize]):
         return {"n_sub": cfg.n_sub, "solver_grid": {s: cfg.n * cfg.oversample(s) for s in cfg.counts}}
 
     @classmethod
+    def solve_split(cls, size: str | DiffReact2DSize, split: str, y0: np.ndarray, params: np.ndarray) -> np.ndarray:
+        """The stored frames of trajectories of ``split`` from the initial fields ``y0``: solved on the split's solver
+        grid (``n · oversample(split)`` cells per side) and stored as block averages on the ``n × n`` grid.
+
+        Args:
+            size: the size whose grid, horizon, D_v and step apply.
+            split: sets the domain side (``ood_geometry``: ``ood_length``).
+            y0: ``[B, 2, m, m]`` initial (u, v) cell values on any grid up to the solver grid, evaluated on it by
+                :func:`cosine_interpolate`.
+            params: ``[B, 2]`` (D_u, k).
+
+        Returns:
+            float64 ``[B, n_frames, 2, n, n]``.
+        """
+        cfg = cls.size(size)
+        f = cfg.oversample(split)
+        d_u, k = np.asarray(params, dtype=np.float64).T
+        out = solve_reaction_diffusion(
+            cosine_interpolate(np.asarray(y0, dtype=np.float64), cfg.n * f),
+            np.stack([d_u, np.full_like(d_u, cfg.d_v)], axis=1),  # [B, 2] diffusivity of (u, v)
+            cfg.split_length(split),
+            cfg.dt,
+            cfg.n_frames,
+            n_sub=cfg.n_sub,
+            reaction=fitzhugh_nagumo(k),
+        )
+        return block_mean(out, f, 2)  # cell averages
+
+    @classmethod
     def sample(cls, cfg: DiffReact2DSize, rng: np.random.Generator) -> dict[str, SplitData]:
         """Generate every split from the stream ``rng`` (see :class:`~ups.data.solvers.base.Task`).
 
-        The stream draws, in order, the initial u and v of every split (in split order, each on its solver grid),
-        then D_u and k of every split.
+        The stream draws, in order, the initial u and v of every split (in split order, each a cosine series on the
+        split's :meth:`~DiffReact2DSize.ic_grid`), then D_u and k of every split. The initial fields are evaluated on
+        the solver grid by :func:`cosine_interpolate`, so they do not depend on ``refine``: refining the solver
+        refines the same trajectories. Frames come from :meth:`solve_split`.
 
         Returns:
             split → :class:`SplitData` with ``fields["u"]``, ``fields["v"]`` float32 ``[traj, n_frames, n, n]``,
@@ -274,14 +329,14 @@ class DiffReact2D(Task[DiffReact2DSize]):
         """
         y0 = {}
         for name, count in cfg.counts.items():
-            n_solve = cfg.n * cfg.oversample(name)
+            m = cfg.ic_grid(name)
             grf = [
                 gaussian_random_field(
-                    rng, count, (n_solve, n_solve), length=cfg.split_length(name), alpha=cfg.ic_alpha, tau=cfg.ic_tau
+                    rng, count, (m, m), length=cfg.split_length(name), alpha=cfg.ic_alpha, tau=cfg.ic_tau
                 )
                 for _ in ("u", "v")
             ]
-            y0[name] = cfg.ic_std * np.stack(grf, axis=1)  # [traj, 2, n_solve, n_solve]
+            y0[name] = cfg.ic_std * np.stack(grf, axis=1)  # [traj, 2, m, m]
 
         def draw_d_u_k(d_u_range: tuple[float, float], n: int) -> np.ndarray:
             lo, hi = np.log(d_u_range)
@@ -293,21 +348,9 @@ class DiffReact2D(Task[DiffReact2DSize]):
         n_total = sum(cfg.counts.values())
         y = np.empty((n_total, cfg.n_frames, 2, cfg.n, cfg.n), dtype=np.float32)  # [traj, time, field, n, n]
         for name, block in split_blocks(cfg.counts).items():
-            f = cfg.oversample(name)
             y_split, params_split = y[block], params[block]  # views of this split's id block
-            batch = max(1, _BATCH // f**2)  # the same float64 working memory on an f times finer solver grid
+            batch = max(1, _BATCH // cfg.oversample(name) ** 2)  # the same float64 working memory on any solver grid
             for lo in range(0, len(params_split), batch):
                 sl = slice(lo, lo + batch)
-                d_u, k = params_split[sl, 0], params_split[sl, 1]
-                diffusivity = np.stack([d_u, np.full_like(d_u, cfg.d_v)], axis=1)  # [b, 2]
-                out = solve_reaction_diffusion(
-                    y0[name][sl],
-                    diffusivity,
-                    cfg.split_length(name),
-                    cfg.dt,
-                    cfg.n_frames,
-                    n_sub=cfg.n_sub,
-                    reaction=fitzhugh_nagumo(k),
-                )
-                y_split[sl] = reduce(out, "b t c (h p) (w q) -> b t c h w", "mean", p=f, q=f)  # cell averages
+                y_split[sl] = cls.solve_split(cfg, name, y0[name][sl], params_split[sl])
         return pack_splits(cfg.counts, {"u": y[:, :, 0], "v": y[:, :, 1]}, params)

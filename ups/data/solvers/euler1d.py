@@ -31,6 +31,7 @@ from ups.data.solvers._finite_volume import (
     primitive_to_conserved,
     solve_euler,
 )
+from ups.data.solvers._restart import block_mean
 from ups.data.solvers.base import Task, pack_splits
 from ups.data.spec import ConservedQuantity, TaskSpec
 from ups.data.splits import SplitData
@@ -135,32 +136,49 @@ def sample_riemann_data(
     return gamma, states, ratio, names
 
 
-def cell_fraction(lo: np.ndarray, hi: np.ndarray, n: int) -> np.ndarray:
-    """Fraction of each cell [(j − ½)h, (j + ½)h) inside [lo, hi), h = 1/n; ``lo``, ``hi`` ``[B]`` → ``[B, n]``."""
+def cell_fraction(lo: np.ndarray, hi: np.ndarray, n: int, refine: int = 1) -> np.ndarray:
+    """Fraction inside [lo, hi) of each cell of the stored grid [(j − ½)h, (j + ½)h), h = 1/n, or, for ``refine`` > 1,
+    of each of its ``refine`` equal sub-cells, sub-cell q = j·refine + m covering [−h/2 + q h/refine, −h/2 + (q + 1)
+    h/refine): the solver grid whose block averages are the stored cells. ``lo``, ``hi`` ``[B]`` → ``[B, n·refine]``.
+    """
     h = 1.0 / n
-    centres = np.arange(n) * h
-    overlap = np.minimum(centres + 0.5 * h, hi[:, None]) - np.maximum(centres - 0.5 * h, lo[:, None])
-    return np.clip(overlap / h, 0.0, 1.0)
+    h_sub = h / refine
+    # [n·refine] centres; the stored grid's (j h) computed as they always were, so its data is unchanged bit for bit
+    centres = np.arange(n) * h if refine == 1 else (np.arange(n * refine) + 0.5) * h_sub - 0.5 * h
+    overlap = np.minimum(centres + 0.5 * h_sub, hi[:, None]) - np.maximum(centres - 0.5 * h_sub, lo[:, None])
+    return np.clip(overlap / h_sub, 0.0, 1.0)
+
+
+def split_bc(cfg: EulerSize, split: str) -> BoundaryType:
+    """The walls of ``split``: ``cfg.ood_bc`` for ``ood_bc``, periodic for every other split."""
+    return cfg.ood_bc if split == "ood_bc" else "periodic"
 
 
 def solve_splits(
-    u0: np.ndarray, gamma: np.ndarray, names: np.ndarray, cfg: EulerSize, spacing: tuple[float, ...]
+    u0: np.ndarray, gamma: np.ndarray, names: np.ndarray, cfg: EulerSize, *, refine: int = 1
 ) -> np.ndarray:
     """Solve every trajectory (``ood_bc`` between ``cfg.ood_bc`` walls, the rest periodic) in batches.
 
+    Args:
+        u0: conserved cell means ``[traj, C, *S]`` on the solver grid, ``refine`` cells per stored cell and axis.
+        refine: the stored frames are the solver's ``refine``-cell block averages.
+
     Returns:
-        float32 ``[C, traj, time, *space]``: channel-first, so each field of each split is a contiguous view (the
-        full 2D size is ~10 GB; per-field copies would double it).
+        float32 ``[C, traj, time, *space]`` on the stored grid: channel-first, so each field of each split is a
+        contiguous view (the full 2D size is ~10 GB; per-field copies would double it).
     """
+    ndim = u0.ndim - 2
     t_out = np.arange(cfg.n_frames) * cfg.dt
-    out = np.empty((u0.shape[1], u0.shape[0], cfg.n_frames, *u0.shape[2:]), dtype=np.float32)
-    bcs = np.where(names == "ood_bc", cfg.ood_bc, "periodic")
+    spacing = (1.0 / (cfg.n * refine),) * ndim
+    batch = max(1, cfg.batch // refine**ndim)  # the same float64 working memory on any solver grid
+    out = np.empty((u0.shape[1], u0.shape[0], cfg.n_frames, *(cfg.n,) * ndim), dtype=np.float32)
+    bcs = np.array([split_bc(cfg, str(name)) for name in names])
     for bc in np.unique(bcs):
         idx = np.flatnonzero(bcs == bc)
-        for lo in range(0, idx.size, cfg.batch):
-            sel = idx[lo : lo + cfg.batch]
+        for lo in range(0, idx.size, batch):
+            sel = idx[lo : lo + batch]
             u = solve_euler(u0[sel], gamma[sel], t_out, spacing=spacing, bc=str(bc), scheme=cfg.scheme)
-            out[:, sel] = np.moveaxis(u, 2, 0)  # [B, T, C, *S] → [C, B, T, *S]
+            out[:, sel] = np.moveaxis(block_mean(u, refine, ndim), 2, 0)  # [B, T, C, *S] → [C, B, T, *S]
     return out
 
 
@@ -174,6 +192,11 @@ class EulerTask(Task[EulerSize]):
     @classmethod
     def ndim(cls) -> int:
         return len(cls.fields) - 2  # ρ, one momentum per axis, E
+
+    @classmethod
+    def solver_refine(cls, cfg: EulerSize) -> int:
+        """Solver cells per stored cell along each axis (1: the data is solved on the stored grid)."""
+        return 1
 
     @classmethod
     def make_spec(cls, cfg: EulerSize) -> TaskSpec:
@@ -204,13 +227,15 @@ class EulerTask(Task[EulerSize]):
         """
         gamma, states, ratio, names = sample_riemann_data(rng, cfg, n_states=2 ** cls.ndim(), ndim=cls.ndim())
         u0 = cls.initial_state(cfg, rng, primitive_to_conserved(states, gamma))
-        frames = solve_splits(u0, gamma, names, cfg, spacing=(1.0 / cfg.n,) * cls.ndim())
+        frames = solve_splits(u0, gamma, names, cfg, refine=cls.solver_refine(cfg))
         return pack_splits(cfg.counts, dict(zip(cls.fields, frames, strict=True)), np.stack([gamma, ratio], axis=1))
 
     @classmethod
     @abstractmethod
     def initial_state(cls, cfg: EulerSize, rng: np.random.Generator, cons: np.ndarray) -> np.ndarray:
-        """Conserved cell means ``[traj, C, *grid]`` from the constant states ``cons`` ``[traj, C, 2^ndim]``."""
+        """Conserved cell means ``[traj, C, *grid]`` on the solver grid (:meth:`solver_refine` cells per stored cell
+        and axis, see :func:`cell_fraction`) from the constant states ``cons`` ``[traj, C, 2^ndim]``; the random
+        draws must not depend on the solver grid."""
 
 
 @TASKS.register("euler1d")
@@ -247,5 +272,6 @@ class Euler1D(EulerTask):
         n_traj = cons.shape[0]
         centre = rng.uniform(*cfg.centre_range, size=n_traj)
         width = rng.uniform(*cfg.width_range, size=n_traj)
-        inside = cell_fraction(centre - 0.5 * width, centre + 0.5 * width, cfg.n)[:, None]  # [traj, 1, n]
+        lo, hi = centre - 0.5 * width, centre + 0.5 * width
+        inside = cell_fraction(lo, hi, cfg.n, cls.solver_refine(cfg))[:, None]  # [traj, 1, n]
         return inside * cons[:, :, :1] + (1.0 - inside) * cons[:, :, 1:]

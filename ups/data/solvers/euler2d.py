@@ -19,6 +19,8 @@ momentum along the first spatial axis. With walls (``ood_bc``) the walls are the
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from ups.data.solvers import TASKS
@@ -26,7 +28,7 @@ from ups.data.solvers._finite_volume import BoundaryType, FVScheme, solve_euler
 from ups.data.solvers.euler1d import EulerSize, EulerTask, cell_fraction
 from ups.data.spec import ConservedQuantity
 
-__all__ = ["Euler2D", "FVScheme", "solve_euler2d"]
+__all__ = ["Euler2D", "Euler2DSize", "FVScheme", "solve_euler2d"]
 
 
 def solve_euler2d(
@@ -49,6 +51,19 @@ def solve_euler2d(
     return solve_euler(u0, gamma, t_out, spacing=spacing, bc=bc, scheme=scheme, max_step=max_step)
 
 
+@dataclass(frozen=True)
+class Euler2DSize(EulerSize):
+    """One size of the euler2d dataset: an :class:`~ups.data.solvers.euler1d.EulerSize` and its solver refinement.
+
+    Attributes:
+        refine: solver cells per stored cell along each axis. The initial cell means are exact on the solver grid,
+            the CFL step shrinks with its cells, and the stored frames are its ``refine × refine`` block averages:
+            cell means of a ``refine`` times better resolved solution.
+    """
+
+    refine: int = 2
+
+
 @TASKS.register("euler2d")
 class Euler2D(EulerTask):
     """The ``euler2d`` task: sizes, :class:`TaskSpec` and the seeded dataset generator."""
@@ -62,16 +77,21 @@ class Euler2D(EulerTask):
         ConservedQuantity("momentum_y", "mom_y"),
         ConservedQuantity("energy", "E"),
     )
-    sizes: dict[str, EulerSize] = {
-        "small": EulerSize(
+    sizes: dict[str, Euler2DSize] = {
+        # 32² stored, solved on 64² (8× the work of a 32² solve: 4× the cells, half the CFL step): ≈ 15 s of one core
+        # (2.4 s when solved on 32²).
+        "small": Euler2DSize(
             n=32,
             n_frames=21,
             dt=0.01,
             counts={"train": 32, "val": 8, "test": 8, "ood_regime": 8, "ood_bc": 8},
-            batch=16,  # the element-wise work is memory-bound: ~16 trajectories of 32² keep the arrays in cache
+            # per 32² of stored grid: the element-wise work is memory-bound, ~16 trajectories of 32² keep the arrays
+            # in cache (4 of the 64² solver grid)
+            batch=16,
         ),
-        # PDEBench 2D compressible-flow resolution (128²), 101 frames over t ∈ [0, 0.4].
-        "full": EulerSize(
+        # PDEBench 2D compressible-flow resolution (128²) stored, solved on 256², 101 frames over t ∈ [0, 0.4];
+        # ≈ 4 h of one core (extrapolated: 8× the ≈ 30 min of a 128² solve).
+        "full": Euler2DSize(
             n=128,
             n_frames=101,
             dt=0.004,
@@ -81,12 +101,23 @@ class Euler2D(EulerTask):
     }
 
     @classmethod
+    def solver_refine(cls, cfg: EulerSize) -> int:
+        """``cfg.refine``; a plain :class:`EulerSize` (no ``refine`` field) is solved on the stored grid."""
+        return getattr(cfg, "refine", 1)
+
+    @classmethod
+    def derived_config(cls, cfg: EulerSize) -> dict:
+        """``n_internal``, the solver's cells per axis."""
+        return {"n_internal": cfg.n * cls.solver_refine(cfg)}
+
+    @classmethod
     def initial_state(cls, cfg: EulerSize, rng: np.random.Generator, cons: np.ndarray) -> np.ndarray:
         """Four quadrant states around an inner rectangle: its centres along x and y, then its widths."""
         n_traj = cons.shape[0]
         centre = rng.uniform(*cfg.centre_range, size=(2, n_traj))
         width = rng.uniform(*cfg.width_range, size=(2, n_traj))
-        fx, fy = (cell_fraction(c - 0.5 * w, c + 0.5 * w, cfg.n) for c, w in zip(centre, width, strict=True))
+        r = cls.solver_refine(cfg)
+        fx, fy = (cell_fraction(c - 0.5 * w, c + 0.5 * w, cfg.n, r) for c, w in zip(centre, width, strict=True))
         fx, fy = fx[:, :, None], fy[:, None, :]  # [traj, n_x, 1], [traj, 1, n_y]
         weights = np.stack([fx * fy, fx * (1.0 - fy), (1.0 - fx) * fy, (1.0 - fx) * (1.0 - fy)], axis=1)
         return np.einsum("bcs,bsxy->bcxy", cons, weights)  # [traj, 4, n_x, n_y]

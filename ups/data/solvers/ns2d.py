@@ -28,7 +28,14 @@ from ups.data.solvers.base import Task, draw_per_split, pack_splits
 from ups.data.spec import ConservedQuantity, TaskSpec
 from ups.data.splits import SplitData
 
-_BATCH = 8  # trajectories solved together; small batches keep the FFT working set in cache (fastest per trajectory)
+# Grid points solved together (4 trajectories of 64², measured fastest per trajectory: small batches keep the FFT
+# working set in cache). A batch shares its CFL step, set by its fastest trajectory.
+_BATCH_POINTS = 4 * 64**2
+
+
+def _batch(n: int) -> int:
+    """Trajectories per batch on an n × n grid."""
+    return max(1, _BATCH_POINTS // n**2)
 
 
 def wavenumbers(n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -82,6 +89,7 @@ def solve_ns2d(
     forcing: np.ndarray | None = None,
     cfl: float = 0.5,
     h_max: float = 0.1,
+    n_out: int | None = None,
 ) -> np.ndarray:
     """Integrate 2D vorticity-form Navier–Stokes from ``w0`` at t = 0; return ω at the times ``t_out``.
 
@@ -95,14 +103,17 @@ def solve_ns2d(
             from the current velocity (the forced flow's speed is not bounded by its initial value).
         h_max: largest internal step, which bounds the RK4 error of the forcing and of slow flows whose Courant
             number alone would allow a long step.
+        n_out: return each frame spectrally truncated to an ``n_out`` × ``n_out`` grid (see :func:`truncate`), so a
+            fine solver grid costs no more output memory than the stored one; None for the solver grid.
 
     Returns:
-        float64 ``[B, T, n, n]`` (``[T, n, n]`` for 2D ``w0``).
+        float64 ``[B, T, n_out, n_out]`` (``[T, n_out, n_out]`` for 2D ``w0``), ``n_out = n`` by default.
     """
     w0 = np.asarray(w0, dtype=np.float64)
     squeeze = w0.ndim == 2
     w0 = w0[None] if squeeze else w0
     n_traj, n = w0.shape[0], w0.shape[-1]
+    n_out = n if n_out is None else n_out
     nu_b = np.broadcast_to(np.asarray(nu, dtype=np.float64), (n_traj,))
     t_out = np.asarray(t_out, dtype=np.float64)
     if t_out.ndim != 1 or (t_out.size and (t_out[0] < 0 or np.any(np.diff(t_out) < 0))):
@@ -125,7 +136,7 @@ def solve_ns2d(
         return h * (f_hat - keep * sfft.rfft2(u * w_x + v * w_y))
 
     w_hat = sfft.rfft2(w0) * keep  # [B, n, n//2+1]
-    out = np.empty((n_traj, t_out.size, n, n), dtype=np.float64)
+    out = np.empty((n_traj, t_out.size, n_out, n_out), dtype=np.float64)
     t_now = 0.0
     for i, t_target in enumerate(t_out):
         span = t_target - t_now
@@ -144,21 +155,36 @@ def solve_ns2d(
                 d = rhs(e_full * w_hat + e_half * c, h)
                 w_hat = e_full * (w_hat + a / 6.0) + e_half * ((b + c) / 3.0) + d / 6.0
             t_now = float(t_target)
-        out[:, i] = sfft.irfft2(w_hat, s=(n, n))
+        out[:, i] = sfft.irfft2(w_hat if n_out == n else _resize_hat(w_hat, n, n_out), s=(n_out, n_out))
     return out[0] if squeeze else out
 
 
-def truncate(w: np.ndarray, n: int) -> np.ndarray:
-    """Spectral truncation of ``w`` ``[..., m, m]`` to its modes |k_x|, |k_y| < n/2 on the n × n grid."""
+def _resize_hat(w_hat: np.ndarray, m: int, n: int) -> np.ndarray:
+    """``rfft2`` coefficients ``[..., m, m//2+1]`` of an m × m grid → those of the same modes on an n × n grid:
+    |k_x|, |k_y| < min(m, n)/2 kept (so the Nyquist row and column are 0), the rest 0, scaled for ``irfft2``."""
+    half = min(m, n) // 2
+    out = np.zeros((*w_hat.shape[:-2], n, n // 2 + 1), dtype=complex)
+    out[..., :half, :half] = w_hat[..., :half, :half]  # k_x = 0 .. half-1
+    out[..., n - half + 1 :, :half] = w_hat[..., m - half + 1 :, :half]  # k_x = -(half-1) .. -1
+    return out * (n / m) ** 2
+
+
+def resample(w: np.ndarray, n: int) -> np.ndarray:
+    """``w`` ``[..., m, m]`` on [0, 1)² brought to the n × n grid spectrally: its modes |k_x|, |k_y| < min(m, n)/2,
+    zero above. For n < m this is truncation (the stored fields), for n > m zero-padding (trigonometric
+    interpolation; ``resample(resample(w, n), m)`` is ``w`` without its Nyquist modes). Returns ``w`` itself when
+    n = m."""
     m = w.shape[-1]
     if m == n:
         return w
-    w_hat = sfft.rfft2(w)  # [..., m, m//2+1]
-    half = n // 2
-    small = np.zeros((*w.shape[:-2], n, half + 1), dtype=complex)  # the Nyquist row and column stay 0
-    small[..., :half, :half] = w_hat[..., :half, :half]  # k_x = 0 .. n/2-1
-    small[..., half + 1 :, :half] = w_hat[..., m - half + 1 :, :half]  # k_x = -(n/2-1) .. -1
-    return sfft.irfft2(small, s=(n, n)) * (n / m) ** 2
+    return sfft.irfft2(_resize_hat(sfft.rfft2(w), m, n), s=(n, n))
+
+
+def truncate(w: np.ndarray, n: int) -> np.ndarray:
+    """Spectral truncation of ``w`` ``[..., m, m]`` to its modes |k_x|, |k_y| < n/2 on the n × n grid (n ≤ m)."""
+    if n > w.shape[-1]:
+        raise ValueError(f"truncate: {n} points is more than the {w.shape[-1]} of the input; use resample")
+    return resample(w, n)
 
 
 def gaussian_random_field(
@@ -221,20 +247,22 @@ class NS2D(Task[NS2DSize]):
     name = "ns2d"
     solver = "ns2d/pseudospectral-ifrk4"
     sizes: dict[str, NS2DSize] = {
-        # 32² solved on 32², t ∈ [0, 10]; ν kept ≥ 1e-3 so the 32² grid resolves the cascade (see docs/data_format.md).
+        # 32² stored, solved on 64², t ∈ [0, 10]; ν ≥ 1e-3, so the stored frames are within float32 round-off of a
+        # 128² solve (see docs/data_format.md). Generates in ≈ 3.5 s of one core (0.9 s when solved on 32²).
         "small": NS2DSize(
             n=32,
-            oversample=1,
+            oversample=2,
             n_frames=41,
             dt=0.25,
             counts={"train": 32, "val": 8, "test": 8, "ood_regime": 8},
             nu_train=(2e-3, 2e-2),
             nu_ood=(1e-3, 1.5e-3),
         ),
-        # FNO-like ν on 128², t ∈ [0, 20]: ~13 GB of float32 fields (w, u, v), under an hour on one core.
+        # FNO-like ν, 128² stored, solved on 256², t ∈ [0, 20]: ~13 GB of float32 fields (w, u, v); ≈ 2–3 h of one
+        # core (extrapolated: ≈ 10 s per trajectory at 256², 6× the 128² solve).
         "full": NS2DSize(
             n=128,
-            oversample=1,
+            oversample=2,
             n_frames=101,
             dt=0.2,
             counts={"train": 500, "val": 50, "test": 50, "ood_regime": 50},
@@ -269,30 +297,56 @@ class NS2D(Task[NS2DSize]):
         return {"n_internal": cfg.n * cfg.oversample, "forcing": "0.1*(sin(2*pi*(x+y)) + cos(2*pi*(x+y)))"}
 
     @classmethod
+    def solve(cls, size: str | NS2DSize, w0: np.ndarray, nu: np.ndarray) -> np.ndarray:
+        """The stored frames of the trajectories starting from the vorticity ``w0``: solved on the
+        ``n · oversample`` grid, truncated to the stored ``n × n`` grid, velocity from the truncated vorticity.
+
+        Args:
+            size: the size whose n, oversample, n_frames, dt, cfl and h_max apply.
+            w0: ``[B, m, m]`` initial vorticity on any even grid, brought to the solver grid by :func:`resample`.
+            nu: ``[B]`` viscosities.
+
+        Returns:
+            float64 ``[B, n_frames, 3, n, n]``, fields (w, u, v).
+        """
+        cfg = cls.size(size)
+        n_int = cfg.n * cfg.oversample
+        t_out = np.arange(cfg.n_frames) * cfg.dt
+        w = solve_ns2d(
+            resample(np.asarray(w0, dtype=np.float64), n_int),
+            nu,
+            t_out,
+            forcing=fno_forcing(n_int),
+            cfl=cfg.cfl,
+            h_max=cfg.h_max,
+            n_out=cfg.n,
+        )
+        u, v = velocity_from_vorticity(w)
+        return np.stack([w, u, v], axis=2)
+
+    @classmethod
     def sample(cls, cfg: NS2DSize, rng: np.random.Generator) -> dict[str, SplitData]:
         """Generate every split from the stream ``rng`` (see :class:`~ups.data.solvers.base.Task`).
 
         The stream draws, in order, the ν of all trajectories and then their initial vorticity, batch by batch in id
-        order. The velocity is computed from the stored-grid vorticity in float64 before the float32 cast.
+        order. The initial field is drawn on the stored grid (its modes |k| < n/2; the spectrum there is already
+        ~1e-3 of its peak) and interpolated spectrally onto the solver grid, so a trajectory's initial condition does
+        not depend on ``oversample``: refining the solver refines the same flow. Frames come from :meth:`solve`.
 
         Returns:
             split → :class:`SplitData` with ``fields["w"]``, ``["u"]``, ``["v"]`` float32 ``[traj, n_frames, n, n]``,
             ``params`` float32 ``[traj, 1]`` (ν) and ``ids`` int64 ``[traj]``.
         """
         n_total = sum(cfg.counts.values())
-        n_int = cfg.n * cfg.oversample
         nu = draw_per_split(
             cfg.counts, cfg.nu_train, cfg.nu_ood, lambda r, n: np.exp(rng.uniform(np.log(r[0]), np.log(r[1]), size=n))
         )
-
-        t_out = np.arange(cfg.n_frames) * cfg.dt
-        forcing = fno_forcing(n_int)
         shape = (n_total, cfg.n_frames, cfg.n, cfg.n)  # [traj, time, x, y]
         fields = {name: np.empty(shape, dtype=np.float32) for name in ("w", "u", "v")}
-        for lo in range(0, n_total, _BATCH):
-            sl = slice(lo, min(lo + _BATCH, n_total))
-            w0 = gaussian_random_field(rng, sl.stop - lo, n_int, alpha=cfg.alpha, tau=cfg.tau)
-            w = truncate(solve_ns2d(w0, nu[sl], t_out, forcing=forcing, cfl=cfg.cfl, h_max=cfg.h_max), cfg.n)
-            u, v = velocity_from_vorticity(w)
-            fields["w"][sl], fields["u"][sl], fields["v"][sl] = w, u, v
+        batch = _batch(cfg.n * cfg.oversample)
+        for lo in range(0, n_total, batch):
+            sl = slice(lo, min(lo + batch, n_total))
+            w0 = gaussian_random_field(rng, sl.stop - lo, cfg.n, alpha=cfg.alpha, tau=cfg.tau)
+            frames = cls.solve(cfg, w0, nu[sl])  # [b, time, 3, n, n]
+            fields["w"][sl], fields["u"][sl], fields["v"][sl] = (frames[:, :, c] for c in range(3))
         return pack_splits(cfg.counts, fields, nu[:, None])
