@@ -21,6 +21,7 @@ import numpy as np
 import scipy.fft as sfft
 
 from ups.data.solvers import TASKS
+from ups.data.solvers._restart import check_coarsen, check_frames, check_step, fourier_resample
 from ups.data.solvers.base import Task, draw_per_split, pack_splits
 from ups.data.spec import ConservedQuantity, TaskSpec
 from ups.data.splits import SplitData
@@ -161,3 +162,29 @@ class Advection1D(Task[Advection1DSize]):
             sl = slice(lo, lo + _BATCH)
             u[sl] = solve_advection(u0[sl], beta[sl], t_out)
         return pack_splits(cfg.counts, {"u": u}, beta[:, None])
+
+    @classmethod
+    def solve_from(
+        cls,
+        cfg: str | Advection1DSize,
+        split: str,
+        frames0: np.ndarray,
+        params: np.ndarray,
+        n_steps: int,
+        *,
+        coarsen: int = 1,
+        step: float = 1.0,
+    ) -> np.ndarray:
+        """:func:`solve_advection` restarted from stored frames (see :meth:`Task.solve_from`).
+
+        Spectral truncation to ``n_x / coarsen`` nodes, the exact shift there, spectral zero-padding back: the only
+        error is the truncation's. The solver takes no time steps, so ``step`` (validated) changes nothing.
+        """
+        cfg = cls.size(cfg)
+        frames0, params = check_frames(cls.name, cls.spec(cfg), frames0, params, n_steps)
+        n_c = check_coarsen(cls.name, (cfg.n_x,), coarsen, even=True)[0]
+        check_step(cls.name, step)
+        u0 = fourier_resample(frames0[:, 0], n_c)  # [B, n_c]
+        beta = params[:, 0]
+        u = solve_advection(u0, beta, np.arange(1, n_steps + 1) * cfg.dt)  # [B, n_steps, n_c]
+        return fourier_resample(u, cfg.n_x)[:, :, None]  # [B, n_steps, 1, n_x]

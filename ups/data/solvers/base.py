@@ -34,7 +34,7 @@ class Task(ABC, Generic[SizeT]):
 
     Every public method takes a size by name or an already-resolved size config (tests build small ones). A task
     defines ``name``, ``solver`` (a short solver id stored in the store's attrs), ``sizes``, and the hooks
-    :meth:`make_spec` and :meth:`sample`; :meth:`derived_config` is optional.
+    :meth:`make_spec` and :meth:`sample`; :meth:`derived_config` and :meth:`solve_from` are optional.
     """
 
     name: ClassVar[str]
@@ -79,6 +79,37 @@ class Task(ABC, Generic[SizeT]):
     @abstractmethod
     def sample(cls, cfg: SizeT, rng: np.random.Generator) -> dict[str, SplitData]:
         """Every split of size config ``cfg``, drawn from ``rng`` alone."""
+
+    @classmethod
+    def solve_from(
+        cls,
+        cfg: SizeT,
+        split: str,
+        frames0: np.ndarray,
+        params: np.ndarray,
+        n_steps: int,
+        *,
+        coarsen: int = 1,
+        step: float = 1.0,
+    ) -> np.ndarray:
+        """The task's reference solver restarted from stored frames (a solver baseline at a chosen cost).
+
+        Args:
+            cfg: the size config (or name) the frames were stored at.
+            split: the split the frames come from (some splits change the domain or the walls).
+            frames0: float64 ``[B, C, *S]`` stored frames at t = 0: every field in the store's field order, on the
+                stored grid of ``split``.
+            params: ``[B, P]`` as stored (the store's ``param_names`` order).
+            n_steps: number of stored frame spacings to advance.
+            coarsen: solve on a grid ``coarsen`` times coarser per axis than the stored grid (1: the stored grid);
+                values that do not divide the stored grid are a :class:`UserInputError`.
+            step: the solver's own step rule scaled by this factor (2: internal steps twice as long). An unstable
+                rung is legitimate: a diverging trajectory returns non-finite values, never an exception or a hang.
+
+        Returns:
+            float64 ``[B, n_steps, C, *S]`` at t = dt, 2 dt, ..., n_steps dt, on the stored grid.
+        """
+        raise UserInputError(f"task {cls.name}: its solver cannot restart from stored frames")
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """A registered task (one that sets ``name``) must define every hook; a shared base such as ``EulerTask``

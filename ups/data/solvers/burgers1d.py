@@ -25,6 +25,7 @@ import numpy as np
 import scipy.fft as sfft
 
 from ups.data.solvers import TASKS
+from ups.data.solvers._restart import check_coarsen, check_frames, check_step, fourier_resample, march
 from ups.data.solvers.base import Task, draw_per_split, pack_splits
 from ups.data.spec import ConservedQuantity, TaskSpec
 from ups.data.splits import SplitData
@@ -311,3 +312,34 @@ class Burgers1D(Task[Burgers1DSize]):
         u0 = u0.with_offset(rng.choice([-1.0, 1.0], size=n_total) * rng.uniform(*cfg.mean_range, size=n_total))
         u = cls.solve(cfg, u0, nu, dtype=np.float32)  # [traj, time, n_x]
         return pack_splits(cfg.counts, {"u": u}, nu[:, None])
+
+    @classmethod
+    def solve_from(
+        cls,
+        cfg: str | Burgers1DSize,
+        split: str,
+        frames0: np.ndarray,
+        params: np.ndarray,
+        n_steps: int,
+        *,
+        coarsen: int = 1,
+        step: float = 1.0,
+    ) -> np.ndarray:
+        """:func:`solve_burgers` restarted from stored frames (see :meth:`Task.solve_from`; one PDE in every split).
+
+        The stored nodal values are truncated spectrally to ``n_x / coarsen`` nodes (no front-resolving refinement:
+        the stored grid, or a coarser one, is the cost being measured), solved there with the CFL number scaled by
+        ``step``, and brought back by spectral zero-padding (:func:`~ups.data.solvers._restart.fourier_resample`).
+        """
+        cfg = cls.size(cfg)
+        frames0, params = check_frames(cls.name, cls.spec(cfg), frames0, params, n_steps)
+        n_c = check_coarsen(cls.name, (cfg.n_x,), coarsen, even=True)[0]
+        step = check_step(cls.name, step)
+        u0 = fourier_resample(frames0[:, 0], n_c)  # [B, n_c]
+        nu = params[:, 0]
+
+        def advance(u: np.ndarray, idx: np.ndarray) -> np.ndarray:
+            return solve_burgers(u, nu[idx], [cfg.dt], cfl=cfg.cfl * step)[:, 0]
+
+        u = march(u0, n_steps, advance)  # [B, n_steps, n_c]
+        return fourier_resample(u, cfg.n_x)[:, :, None]  # [B, n_steps, 1, n_x]

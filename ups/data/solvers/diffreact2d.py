@@ -27,7 +27,7 @@ import numpy as np
 import scipy.fft as sfft
 
 from ups.data.solvers import TASKS
-from ups.data.solvers._restart import block_mean
+from ups.data.solvers._restart import block_mean, check_coarsen, check_frames, check_step, prolong_linear
 from ups.data.solvers.base import Task, draw_per_split, pack_splits, split_blocks
 from ups.data.spec import TaskSpec
 from ups.data.splits import SplitData
@@ -354,3 +354,47 @@ class DiffReact2D(Task[DiffReact2DSize]):
                 sl = slice(lo, lo + batch)
                 y_split[sl] = cls.solve_split(cfg, name, y0[name][sl], params_split[sl])
         return pack_splits(cfg.counts, {"u": y[:, :, 0], "v": y[:, :, 1]}, params)
+
+    @classmethod
+    def solve_from(
+        cls,
+        cfg: str | DiffReact2DSize,
+        split: str,
+        frames0: np.ndarray,
+        params: np.ndarray,
+        n_steps: int,
+        *,
+        coarsen: int = 1,
+        step: float = 1.0,
+    ) -> np.ndarray:
+        """:func:`solve_reaction_diffusion` restarted from stored frames (see :meth:`Task.solve_from`).
+
+        The stored cell values are block-averaged to the ``n / coarsen`` grid of the split's square (``ood_geometry``:
+        the larger one), solved there with SBDF2 at the largest step ``dt_max · step`` (the same rule as the
+        generator's: whole steps per stored frame), and brought back by conservative linear prolongation with central
+        slopes (:func:`~ups.data.solvers._restart.prolong_linear`; zero gradient at the walls). The step count is
+        fixed, so a blow-up returns non-finite values and never stalls.
+        """
+        cfg = cls.size(cfg)
+        frames0, params = check_frames(cls.name, cls.spec(cfg), frames0, params, n_steps)
+        n_c = check_coarsen(cls.name, (cfg.n, cfg.n), coarsen)[0]
+        step = check_step(cls.name, step)
+        y0 = block_mean(frames0, coarsen, 2)  # [B, 2, n_c, n_c]
+        d_u, k = params.T
+        n_sub = max(1, math.ceil(cfg.dt / (cfg.dt_max * step) - 1e-9))
+        batch = max(1, _BATCH * (cfg.n // n_c) ** 2)  # the generator's working memory at refine 1
+        out = np.empty((len(y0), n_steps, 2, cfg.n, cfg.n))
+        with np.errstate(all="ignore"):
+            for lo in range(0, len(y0), batch):
+                sl = slice(lo, lo + batch)
+                y = solve_reaction_diffusion(
+                    y0[sl],
+                    np.stack([d_u[sl], np.full_like(d_u[sl], cfg.d_v)], axis=1),
+                    cfg.split_length(split),
+                    cfg.dt,
+                    n_steps + 1,
+                    n_sub=n_sub,
+                    reaction=fitzhugh_nagumo(k[sl]),
+                )[:, 1:]
+                out[sl] = prolong_linear(y, coarsen, 2, periodic=False, slope="central")
+        return out

@@ -18,7 +18,7 @@ Cells are centred at the stored coordinates x_j = j·h (h = 1/N), so cell j cove
 from __future__ import annotations
 
 from abc import abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import ClassVar
 
 import numpy as np
@@ -31,7 +31,15 @@ from ups.data.solvers._finite_volume import (
     primitive_to_conserved,
     solve_euler,
 )
-from ups.data.solvers._restart import block_mean
+from ups.data.solvers._restart import (
+    block_mean,
+    check_coarsen,
+    check_frames,
+    check_step,
+    in_batches,
+    march,
+    prolong_linear,
+)
 from ups.data.solvers.base import Task, pack_splits
 from ups.data.spec import ConservedQuantity, TaskSpec
 from ups.data.splits import SplitData
@@ -182,6 +190,21 @@ def solve_splits(
     return out
 
 
+def _solve_frame(
+    u: np.ndarray, gamma: np.ndarray, dt: float, spacing: tuple[float, ...], bc: BoundaryType, scheme: FVScheme
+) -> np.ndarray:
+    """``u`` ``[B, C, *S]`` advanced by ``dt``; a trajectory whose first-order fallback lost positivity (a step rule
+    beyond the scheme's stability bound) comes back NaN instead of raising for the whole batch."""
+    try:
+        return solve_euler(u, gamma, [dt], spacing=spacing, bc=bc, scheme=scheme)[:, 0]
+    except FloatingPointError:
+        if len(u) == 1:
+            return np.full_like(u, np.nan)
+        return np.concatenate(
+            [_solve_frame(u[b : b + 1], gamma[b : b + 1], dt, spacing, bc, scheme) for b in range(len(u))]
+        )
+
+
 class EulerTask(Task[EulerSize]):
     """What ``euler1d`` and ``euler2d`` share: the spec, and a generator that solves :meth:`initial_state` by
     :func:`solve_splits`. A subclass names its ``fields`` (ρ, the momenta, E) and ``conserved`` integrals."""
@@ -236,6 +259,45 @@ class EulerTask(Task[EulerSize]):
         """Conserved cell means ``[traj, C, *grid]`` on the solver grid (:meth:`solver_refine` cells per stored cell
         and axis, see :func:`cell_fraction`) from the constant states ``cons`` ``[traj, C, 2^ndim]``; the random
         draws must not depend on the solver grid."""
+
+    @classmethod
+    def solve_from(
+        cls,
+        cfg: str | EulerSize,
+        split: str,
+        frames0: np.ndarray,
+        params: np.ndarray,
+        n_steps: int,
+        *,
+        coarsen: int = 1,
+        step: float = 1.0,
+    ) -> np.ndarray:
+        """:func:`solve_euler` restarted from stored frames (see :meth:`Task.solve_from`); ``ood_bc`` between its walls.
+
+        The stored conserved cell means are block-averaged to the ``n / coarsen`` grid (exact cell means of the
+        coarse cells), solved there with the CFL number scaled by ``step`` (each trajectory its own steps, cut to land
+        on every stored time), and brought back by conservative linear prolongation with the scheme's own slope
+        limiter (MC by default; :func:`~ups.data.solvers._restart.prolong_linear`, zero gradient at walls), so every
+        coarse cell's mean, and the domain totals, are kept. Far beyond the scheme's stability bound (CFL 2 in 2D) the
+        positivity fallback can fail: that trajectory returns NaN from then on.
+        """
+        cfg = cls.size(cfg)
+        frames0, params = check_frames(cls.name, cls.spec(cfg), frames0, params, n_steps)
+        ndim = cls.ndim()
+        check_coarsen(cls.name, (cfg.n,) * ndim, coarsen)
+        step = check_step(cls.name, step)
+        u0 = block_mean(frames0, coarsen, ndim)  # [B, C, *S / coarsen]
+        gamma = params[:, 0]
+        bc = split_bc(cfg, split)
+        scheme = replace(cfg.scheme, cfl=cfg.scheme.cfl * step)
+        spacing = (coarsen / cfg.n,) * ndim
+        batch = cfg.batch * coarsen**ndim  # the generator's working memory on the coarse grid
+
+        def solve_batch(sl: slice) -> np.ndarray:
+            return march(u0[sl], n_steps, lambda u, idx: _solve_frame(u, gamma[sl][idx], cfg.dt, spacing, bc, scheme))
+
+        u = in_batches(solve_batch, len(u0), batch)
+        return prolong_linear(u, coarsen, ndim, periodic=bc == "periodic", slope=cfg.scheme.limiter)
 
 
 @TASKS.register("euler1d")

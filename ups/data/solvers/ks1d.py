@@ -21,6 +21,7 @@ import numpy as np
 import scipy.fft as sfft
 
 from ups.data.solvers import TASKS
+from ups.data.solvers._restart import check_coarsen, check_frames, check_step, fourier_resample
 from ups.data.solvers.base import Task, draw_per_split, pack_splits
 from ups.data.spec import ConservedQuantity, TaskSpec
 from ups.data.splits import SplitData
@@ -224,3 +225,36 @@ class KS1D(Task[KS1DSize]):
             on_attractor = solve_ks(u0[sl], nu[sl], [cfg.burn_in], length=cfg.length, h=cfg.h_burn_in)[:, 0]
             u[sl] = solve_ks(on_attractor, nu[sl], t_out, length=cfg.length, h=cfg.h)
         return pack_splits(cfg.counts, {"u": u}, nu[:, None])
+
+    @classmethod
+    def solve_from(
+        cls,
+        cfg: str | KS1DSize,
+        split: str,
+        frames0: np.ndarray,
+        params: np.ndarray,
+        n_steps: int,
+        *,
+        coarsen: int = 1,
+        step: float = 1.0,
+    ) -> np.ndarray:
+        """:func:`solve_ks` restarted from stored frames (see :meth:`Task.solve_from`; every split is the same PDE).
+
+        Spectral truncation to ``n_x / coarsen`` nodes, ETDRK4 with ``round(steps_per_frame / step)`` (at least 1)
+        fixed steps per stored frame (a whole number, as the solver needs), spectral zero-padding back. A fixed step
+        count cannot stall; an unstable rung returns non-finite values.
+        """
+        cfg = cls.size(cfg)
+        frames0, params = check_frames(cls.name, cls.spec(cfg), frames0, params, n_steps)
+        n_c = check_coarsen(cls.name, (cfg.n_x,), coarsen, even=True)[0]
+        step = check_step(cls.name, step)
+        h = cfg.dt / max(1, round(cfg.steps_per_frame / step))
+        u0 = fourier_resample(frames0[:, 0], n_c)  # [B, n_c]
+        nu = params[:, 0]
+        t_out = np.arange(1, n_steps + 1) * cfg.dt
+        out = np.empty((len(u0), n_steps, n_c))
+        with np.errstate(all="ignore"):
+            for lo in range(0, len(u0), _BATCH):
+                sl = slice(lo, lo + _BATCH)
+                out[sl] = solve_ks(u0[sl], nu[sl], t_out, length=cfg.length, h=h)
+        return fourier_resample(out, cfg.n_x)[:, :, None]  # [B, n_steps, 1, n_x]

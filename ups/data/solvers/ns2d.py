@@ -24,6 +24,7 @@ import numpy as np
 import scipy.fft as sfft
 
 from ups.data.solvers import TASKS
+from ups.data.solvers._restart import check_coarsen, check_frames, check_step, in_batches, march
 from ups.data.solvers.base import Task, draw_per_split, pack_splits
 from ups.data.spec import ConservedQuantity, TaskSpec
 from ups.data.splits import SplitData
@@ -350,3 +351,41 @@ class NS2D(Task[NS2DSize]):
             frames = cls.solve(cfg, w0, nu[sl])  # [b, time, 3, n, n]
             fields["w"][sl], fields["u"][sl], fields["v"][sl] = (frames[:, :, c] for c in range(3))
         return pack_splits(cfg.counts, fields, nu[:, None])
+
+    @classmethod
+    def solve_from(
+        cls,
+        cfg: str | NS2DSize,
+        split: str,
+        frames0: np.ndarray,
+        params: np.ndarray,
+        n_steps: int,
+        *,
+        coarsen: int = 1,
+        step: float = 1.0,
+    ) -> np.ndarray:
+        """:func:`solve_ns2d` restarted from stored frames (see :meth:`Task.solve_from`; every split is the same PDE).
+
+        The stored vorticity is truncated spectrally to the ``n / coarsen`` grid, solved there with the CFL number and
+        largest step scaled by ``step``, zero-padded back to the stored grid, and the velocity is recomputed from it
+        (:func:`velocity_from_vorticity`), as the generator does. The stored u, v are not used: they follow from ω.
+        """
+        cfg = cls.size(cfg)
+        frames0, params = check_frames(cls.name, cls.spec(cfg), frames0, params, n_steps)
+        n_c = check_coarsen(cls.name, (cfg.n, cfg.n), coarsen, even=True)[0]
+        step = check_step(cls.name, step)
+        w0 = resample(frames0[:, 0], n_c)  # [B, n_c, n_c]
+        nu = params[:, 0]
+        forcing = fno_forcing(n_c)
+
+        def solve_batch(sl: slice) -> np.ndarray:
+            def advance(w: np.ndarray, idx: np.ndarray) -> np.ndarray:
+                nu_b = nu[sl][idx]
+                return solve_ns2d(w, nu_b, [cfg.dt], forcing=forcing, cfl=cfg.cfl * step, h_max=cfg.h_max * step)[:, 0]
+
+            return march(w0[sl], n_steps, advance)
+
+        w = in_batches(solve_batch, len(w0), _batch(n_c))
+        w = resample(w, cfg.n)  # [B, n_steps, n, n]
+        u, v = velocity_from_vorticity(w)
+        return np.stack([w, u, v], axis=2)
