@@ -76,12 +76,16 @@ def main() -> None:
             print(f"{task} {seed_dir.name}: " + ", ".join(f"{n} {v[-1]:.4g}" for n, v in per.items()), flush=True)
         rows.append((task, len(per["op"]), {n: statistics.fmean(v) for n, v in per.items()}))
 
-    print(f"\n| task | seeds | nRMSE@{k} operator alone | with corrector | rollout mean alone | with corrector "
-          "| CRPS alone (= MAE) | CRPS corrector ensemble | ECE ensemble |")
+    print(
+        f"\n| task | seeds | nRMSE@{k} operator alone | with corrector | rollout mean alone | with corrector "
+        "| CRPS alone (= MAE) | CRPS corrector ensemble | ECE ensemble |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for task, n, m in rows:
-        print(f"| {task} | {n} | {m['op']:.4g} | {m['corr']:.4g} | {m['op_mean']:.4g} | {m['corr_mean']:.4g} "
-              f"| {m['op_crps']:.4g} | {m['ens_crps']:.4g} | {m['ens_ece']:.3g} |")
+        print(
+            f"| {task} | {n} | {m['op']:.4g} | {m['corr']:.4g} | {m['op_mean']:.4g} | {m['corr_mean']:.4g} "
+            f"| {m['op_crps']:.4g} | {m['ens_crps']:.4g} | {m['ens_ece']:.3g} |"
+        )
 
 
 if __name__ == "__main__":

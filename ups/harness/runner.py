@@ -32,6 +32,8 @@ from filelock import FileLock, Timeout
 from ups.config.loader import config_hash, load_config
 from ups.config.schema import UPSConfig
 from ups.data.generate import cached_dataset
+from ups.data.solvers import TASKS
+from ups.data.solvers.base import Task
 from ups.data.store import DatasetStore
 from ups.errors import CandidateFailed, UserInputError
 from ups.eval.evaluate import EvalResult, evaluate_split
@@ -40,8 +42,10 @@ from ups.harness.gates import Gate, GateFile, GateResult, evaluate_gate
 from ups.harness.sources import Source
 from ups.harness.suite import ModelEntry, SuiteConfig
 from ups.harness.suite_files import SuiteFiles
+from ups.metrics.matched import match
 from ups.metrics.seeds import SeedStat, stats_from_rows
 from ups.models import MODELS, Surrogate
+from ups.models.solver import ReferenceSolver
 from ups.provenance import canonical_hash, code_hash, scoring_hash
 
 
@@ -181,6 +185,11 @@ class SuiteRunner:
         if entry.model is not None:
             MODELS.get(entry.model)  # unknown names fail here with the list of valid ones
             return {"model": entry.model}
+        if entry.solver is not None:
+            for task in self.suite.tasks:
+                if TASKS.get(task).solve_from.__func__ is Task.solve_from.__func__:  # the default refuses
+                    raise UserInputError(f"baseline {name}: task {task} has no reference solver to restart")
+            return {"solver": entry.solver.model_dump(), "tasks": {t: TASKS.get(t).solver for t in self.suite.tasks}}
         tasks = {t: config_hash(self.task_config(name, t, seed=0)) for t in self.suite.tasks}
         return {"config": entry.config, "tasks": tasks} | ({"budget": entry.budget} if entry.budget else {})
 
@@ -268,10 +277,16 @@ class SuiteRunner:
             }
         )
 
-    def build(self, name: str, task: str, seed: int) -> Surrogate:
-        """Model ``name`` ready to roll out: trained and reloaded from its run, or built untrained (persistence)."""
+    def build(self, name: str, task: str, seed: int, split: str = "test") -> Surrogate:
+        """Model ``name`` ready to roll out on ``split``: trained and reloaded from its run, built untrained
+        (persistence), or the task's reference solver at the entry's setting (for that split's geometry)."""
         entry = self.entry(name)
         store = self.dataset(task)
+        if entry.solver is not None:
+            task_cls = TASKS.get(task)
+            setting = entry.solver
+            size = task_cls.size(self.task_entry(task).size)
+            return ReferenceSolver(task_cls, size, split, coarsen=setting.coarsen, step=setting.step)
         if entry.model is not None:
             torch.manual_seed(seed)
             return MODELS.get(entry.model).build(None, store.spec, store.stats())
@@ -344,7 +359,8 @@ class SuiteRunner:
             }
         )
         path = self.cache_dir / "evals" / f"{name}-{task}-{split}-s{seed}-{key[:16]}.json"
-        return self._cached(path, lambda: self._score(self.build(name, task, seed), task, seed, split), wait=wait)
+        compute = lambda: self._score(self.build(name, task, seed, split), task, seed, split)  # noqa: E731
+        return self._cached(path, compute, wait=wait)
 
     def _cached(self, path: Path, compute: Callable[[], EvalResult], *, wait: bool = True) -> EvalResult | None:
         """The result cached at ``path``, or ``compute()``'s, written there atomically under the path's file lock.
@@ -391,6 +407,9 @@ class SuiteRunner:
                     record("checkpoints", {"task": task, "seed": seed, "path": str(ckpt)})
                 record("scoring", {"task": task, "data_hash": self.dataset(task).content_sha256,
                                    "scoring_hash": self.scoring_hash(task)})  # fmt: skip
+                for row in self.solver_matched(task, results):
+                    record("metrics", {"run_id": run_id, "task": task, "split": "test", "horizon": None,
+                                       "per_traj": None} | row)  # fmt: skip
             for r in results:
                 record("eval_meta", {"task": task, "split": r.split, "seed": r.seed, "machine_ref_s": r.machine_ref_s})
                 for v in r.values:
@@ -409,6 +428,32 @@ class SuiteRunner:
                     )
             self._evaluations[name, task] = TaskEvaluation(task, results)
         return self._evaluations[name, task]
+
+    def solver_matched(self, task: str, results: tuple[EvalResult, ...]) -> list[dict]:
+        """The candidate against the reference-solver ladder on the test split, per seed (docs/metrics.md): rows
+        (``seed``, ``metric``, ``value``) of ``solver_s_at_error``, ``solver_error_at_s``, ``solver_speedup`` and the
+        bounds ``solver_error_at_s_max``, ``solver_speedup_max`` (None where they do not apply), the error being nRMSE
+        at the task's longest horizon and the time seconds per rollout. No rows without a ladder."""
+        ladder = self.suite.solver_ladder
+        if not ladder or "test" not in self.task_entry(task).splits:
+            return []
+        k = max(self.task_entry(task).horizons)
+
+        def point(result: EvalResult) -> tuple[float, float]:
+            got = {(v.metric, v.horizon): v.value for v in result.values}
+            return got.get(("wall_clock_s_per_rollout", None)), got.get(("nrmse", k))
+
+        rungs = [point(self._evaluate_cached(n, task, self.baseline_seeds[0], "test")) for n in ladder]
+        rows = []
+        for r in results:
+            if r.split != "test" or None in (pt := point(r)):
+                continue
+            m = match(rungs, *pt)
+            readings = {"solver_s_at_error": m.solver_s_at_error, "solver_error_at_s": m.solver_error_at_s,
+                        "solver_error_at_s_max": m.error_at_s_max, "solver_speedup": m.speedup,
+                        "solver_speedup_max": m.speedup_max}  # fmt: skip
+            rows += [{"seed": r.seed, "metric": metric, "value": value} for metric, value in readings.items()]
+        return rows
 
     def _prefetch_baselines(self, task: str) -> None:
         """Train and score the trained baselines of ``task`` where no other process is at it (a worker that would

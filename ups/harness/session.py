@@ -168,9 +168,12 @@ class Session:
         runs, self.tidy_notes = ingest_sessions(store, self.shards)
         for run in runs:
             role = run.meta["role"]
-            self.headline.add_rows(run.run_row["label"] if role == "baseline" else role, run.metric_rows)
+            solver = run.meta.get("candidate", {}).get("solver") if role == "baseline" else None
+            if solver is None or solver == {"coarsen": 1, "step": 1.0}:  # the ladder's cheaper settings: solver table
+                self.headline.add_rows(run.run_row["label"] if role == "baseline" else role, run.metric_rows)
             if role != "candidate":
                 continue
+            self.headline.add_solver_rows(run.metric_rows)
             notes = [line for line in run.run_row["notes"].splitlines() if line]
             if self.promote:
                 notes += promote_run(store, run_row=run.run_row, metric_rows=run.metric_rows,

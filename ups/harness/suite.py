@@ -27,9 +27,20 @@ class TaskEntry(BaseModel):
         return self
 
 
+class SolverSetting(BaseModel):
+    """One rung of the reference-solver ladder: the task's own solver restarted from the stored initial frame on a
+    grid ``coarsen`` times coarser per axis than the stored one, with its step rule's steps ``step`` times longer."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    coarsen: int = Field(1, ge=1, le=64)
+    step: float = Field(1.0, gt=0.0, le=64.0, allow_inf_nan=False)
+
+
 class ModelEntry(BaseModel):
-    """A model the suite scores: a registered model name (untrained baselines such as persistence) or a training
-    config path, which may contain ``{task}`` (one config per task, e.g. ``configs/small/{task}.yaml``).
+    """A model the suite scores: a registered model name (untrained baselines such as persistence), a training config
+    path, which may contain ``{task}`` (one config per task, e.g. ``configs/small/{task}.yaml``), or a setting of the
+    task's reference solver (``solver: {coarsen: 2}``, baselines only; see docs/metrics.md, solver-matched readings).
 
     ``budget: candidate`` (baselines only) trains for the wall clock the candidate's training took on the same task
     and seed (``training.time_budget_s``), so a baseline is compared at equal training cost.
@@ -39,12 +50,13 @@ class ModelEntry(BaseModel):
 
     model: str | None = None
     config: str | None = None
+    solver: SolverSetting | None = None
     budget: Literal["candidate"] | None = None
 
     @model_validator(mode="after")
     def _one_of(self) -> ModelEntry:
-        if (self.model is None) == (self.config is None):
-            raise ValueError("give exactly one of model or config")
+        if sum(x is not None for x in (self.model, self.config, self.solver)) != 1:
+            raise ValueError("give exactly one of model, config or solver")
         if self.budget is not None and self.config is None:
             raise ValueError("budget applies to trained models (config) only")
         return self
@@ -69,7 +81,14 @@ class SuiteConfig(BaseModel):
     def _no_candidate_budget(self) -> SuiteConfig:
         if self.candidate.budget is not None:
             raise ValueError("candidate.budget: only baselines take the candidate's budget")
+        if self.candidate.solver is not None:
+            raise ValueError("candidate.solver: the reference solver is a baseline, not a candidate")
         return self
+
+    @property
+    def solver_ladder(self) -> list[str]:
+        """The baselines that are reference-solver settings (the ladder of the solver-matched readings)."""
+        return [name for name, entry in self.baselines.items() if entry.solver is not None]
 
 
 SUITE_FILES = {"small": "configs/suites/small_eval.yaml", "full": "configs/suites/full_eval.yaml"}

@@ -13,6 +13,10 @@ from dataclasses import dataclass, field
 from ups.metrics import format_metric_name
 
 TIME_UNIT = "s/rollout on this machine"
+#: The candidate's readings against the reference-solver ladder (:meth:`ups.harness.runner.SuiteRunner.solver_matched`).
+SOLVER_METRICS = (
+    "solver_s_at_error", "solver_error_at_s", "solver_error_at_s_max", "solver_speedup", "solver_speedup_max",
+)  # fmt: skip
 
 
 @dataclass
@@ -22,6 +26,7 @@ class Headline:
     horizon: int | None = None
     values: dict[str, dict[str, float]] = field(default_factory=dict)  # task -> label -> value
     seeds: dict[str, dict[str, int]] = field(default_factory=dict)
+    solver: dict[str, dict[str, float]] = field(default_factory=dict)  # task -> SOLVER_METRICS / "s" -> mean
 
     @property
     def metric(self) -> str:
@@ -68,6 +73,35 @@ class Headline:
             rows.append(cells)
         return header, rows
 
+    def add_solver_rows(self, metric_rows: list[dict]) -> None:
+        """Take the candidate run's solver-matched readings and its test seconds per rollout (means over seeds)."""
+        per: dict[tuple[str, str], list[float]] = {}
+        wanted = (*SOLVER_METRICS, "wall_clock_s_per_rollout")
+        for r in metric_rows:
+            if r["split"] == "test" and r["horizon"] is None and r["value"] is not None and r["metric"] in wanted:
+                per.setdefault((r["task"], r["metric"]), []).append(r["value"])
+        for (task, metric), vals in per.items():
+            self.solver.setdefault(task, {})[metric] = statistics.fmean(vals)
+
+    def solver_table(self) -> tuple[list[str], list[list[str]]]:
+        """``(header, rows)``: per task, the candidate's error and time beside the solver's at matched error and at
+        matched time, and the speedup (solver seconds at the candidate's error ÷ the candidate's seconds)."""
+        header = ["task", f"candidate {self.metric}", "candidate s", "solver s at that error",
+                  f"solver {self.metric} at that time", "solver_speedup"]  # fmt: skip
+        rows = []
+        for task in sorted(t for t, m in self.solver.items() if any(k in m for k in SOLVER_METRICS)):
+            m = self.solver[task]
+            cells = [self.values.get(task, {}).get("candidate"), m.get("wall_clock_s_per_rollout")]
+            rows.append([task, *(_fmt(c) for c in cells), _fmt(m.get("solver_s_at_error")),
+                         _bounded(m.get("solver_error_at_s"), m.get("solver_error_at_s_max")),
+                         _bounded(m.get("solver_speedup"), m.get("solver_speedup_max"))])  # fmt: skip
+        return header, rows
+
+
+def _bounded(value: float | None, upper: float | None) -> str:
+    """A reading, or ``≤ bound`` where only its upper bound is known (docs/metrics.md)."""
+    return _fmt(value) if value is not None or upper is None else f"≤ {upper:.4g}"
+
 
 def _fmt(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.4g}"
@@ -104,6 +138,10 @@ def markdown(
     out += ["", f"### Headline: test {headline.metric}, mean over seeds (seeds)", ""]
     header, rows = headline.table()
     out += _md_table(header, rows)
+    header, rows = headline.solver_table()
+    if rows:
+        out += ["", f"### Against the task's solver (times in {TIME_UNIT}; docs/metrics.md)", ""]
+        out += _md_table(header, rows)
     out += ["", f"### Gates (times in {TIME_UNIT})", ""]
     lines = gate_lines(gate_rows)
     lines.sort(key=lambda r: r[7] != "fail")
@@ -122,6 +160,12 @@ def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
     ]
 
 
+def _write_table(tr, header: list[str], rows: list[list[str]]) -> None:
+    widths = [max(len(c) for c in col) + 2 for col in zip(header, *rows, strict=True)]
+    for row in (header, *rows):
+        tr.write_line("".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
+
+
 def write_summary(tr, session) -> None:
     """The terminal verdict (pytest's terminal reporter ``tr``) of a finished :class:`~ups.harness.session.Session`:
     what it was judged against, the headline table, each candidate run's gates and notes, where the results went."""
@@ -134,9 +178,11 @@ def write_summary(tr, session) -> None:
     header, rows = session.headline.table()
     if rows:
         tr.write_line(f"headline: test {session.headline.metric}, mean over seeds (seeds in brackets)")
-        widths = [max(len(c) for c in col) + 2 for col in zip(header, *rows, strict=True)]
-        for row in (header, *rows):
-            tr.write_line("".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
+        _write_table(tr, header, rows)
+    header, rows = session.headline.solver_table()
+    if rows:
+        tr.write_line(f"against the task's solver (means over seeds; {TIME_UNIT}; above 1 the surrogate pays)")
+        _write_table(tr, header, rows)
     cols = ("candidate", "champion", "threshold")
     fmt_header = f"{'task':<14}{'gate':<11}{'metric':<26}{'rule':<20}" + "".join(f"{c:>11}" for c in cols)
     for run, notes in session.report:

@@ -68,6 +68,12 @@ LEADERBOARD_METRICS = {
     "ECE": "ece",
     "wall_clock": "wall_clock_s_per_rollout",
     "params": "params_m",
+    # the candidate against the task's solver ladder (docs/metrics.md, solver-matched readings)
+    "solver_speedup": "solver_speedup",
+    "solver_speedup_max": "solver_speedup_max",
+    "solver_s_at_error": "solver_s_at_error",
+    "solver_error_at_s": "solver_error_at_s",
+    "solver_error_at_s_max": "solver_error_at_s_max",
 }
 LEADERBOARD_COLUMNS = ("run_id", "task", "label", "commit", "config_hash", *LEADERBOARD_METRICS, "date")
 
