@@ -45,7 +45,7 @@ def test_a_seed_in_another_workers_hands_is_skipped_first_and_collected_after(ti
     thread.start()
     held.wait(timeout=10)
     assert runner.trained("candidate", "burgers1d", 0, wait=False) is None
-    monkeypatch.setattr(runner, "build", lambda name, task, seed: None)
+    monkeypatch.setattr(runner, "build", lambda name, task, seed, split: None)
     monkeypatch.setattr(runner, "_score", lambda model, task, seed, split: EvalResult(task, split, seed, (), 1.0))
     evaluation = runner.evaluation("burgers1d")
     thread.join()
