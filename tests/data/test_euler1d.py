@@ -3,6 +3,8 @@ split generator."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -14,12 +16,13 @@ from ups.data.solvers.euler1d import (
     FVScheme,
     conserved_to_primitive,
     primitive_to_conserved,
+    sample_riemann_data,
     solve_euler1d,
 )
 from ups.errors import UserInputError
 
 COUNTS = {"train": 4, "val": 2, "test": 2, "ood_regime": 2, "ood_bc": 2}
-TINY = EulerSize(n=64, n_frames=5, dt=0.02, counts=COUNTS)
+TINY = EulerSize(n=64, n_frames=5, dt=0.02, counts=COUNTS)  # solved on 128 cells, stored as 2-cell block averages
 SOD = ((1.0, 0.0, 1.0), (0.125, 0.0, 0.1))  # (ρ, u, p) left and right, Toro's test 1
 
 
@@ -229,6 +232,8 @@ def test_is_registered_with_its_spec():
     assert spec.shock_field == "rho" and spec.param_names == ("gamma", "pressure_ratio")
     assert spec.extra["split_bc"] == {"ood_bc": "reflective"}
     assert Euler1D.solver_config("full")["n"] == 1024
+    # the data is solved on a 2x finer grid, recorded in the store's solver_config
+    assert [Euler1D.solver_config(s)["n_internal"] for s in ("small", "full")] == [512, 2048]
     with pytest.raises(UserInputError, match="small"):
         Euler1D.spec("huge")
 
@@ -240,6 +245,14 @@ def test_generation_is_frozen_by_seed():
             np.testing.assert_array_equal(a[split].fields[name], b[split].fields[name])
             assert not np.allclose(a[split].fields[name], c[split].fields[name])
         np.testing.assert_array_equal(a[split].params, b[split].params)
+
+
+def test_generation_does_not_depend_on_the_batch():
+    # each trajectory takes its own steps, so how many are solved together changes the speed only
+    a, b = Euler1D.generate(TINY, 3), Euler1D.generate(replace(TINY, batch=2), 3)
+    for split in a:
+        for name in Euler1D.fields:
+            np.testing.assert_array_equal(a[split].fields[name], b[split].fields[name])
 
 
 @pytest.fixture(scope="module")
@@ -266,10 +279,12 @@ def test_splits_are_disjoint_and_ood_regime_has_stronger_pressure_ratios(tiny):
         np.testing.assert_allclose(w[:, 2].max(axis=-1) / w[:, 2].min(axis=-1), ratio[s], rtol=1e-5)
 
 
-def test_stored_frames_solve_euler_with_the_stored_gamma_dt_and_boundaries(tiny):
-    # Re-solving from stored frame 0 must reproduce a later frame: catches a wrong γ, dt label, frame shift or BC.
+def test_stored_frames_solve_euler_with_the_stored_gamma_dt_and_boundaries():
+    # With refine = 1 the solver grid is the stored grid, so re-solving from stored frame 0 reproduces a later frame:
+    # catches a wrong γ, dt label, frame shift or BC. (The data itself, refine = 2, is checked by the next tests.)
+    unrefined = Euler1D.generate(replace(TINY, refine=1), seed=0)
     for split, bc in (("test", "periodic"), ("ood_bc", "reflective")):
-        data, gamma = stacked(tiny[split]), tiny[split].params[:, 0].astype(np.float64)
+        data, gamma = stacked(unrefined[split]), unrefined[split].params[:, 0].astype(np.float64)
         t_out = np.array([TINY.dt, 2 * TINY.dt])  # the generator's output times, so the step sequence is the same
         redo = solve_euler1d(data[:, 0], gamma, t_out, dx=1 / TINY.n, bc=bc)[:, 1]
         assert np.abs(redo - data[:, 2]).max() < 1e-4 * np.abs(data[:, 2]).max()
@@ -287,3 +302,58 @@ def test_stored_data_conserves_and_stays_positive(tiny):
         assert drift[:, conserved].max() < 1e-5, split
         w = conserved_to_primitive(data.reshape(-1, 3, TINY.n), np.repeat(tiny[split].params[:, 0], TINY.n_frames))
         assert w[:, 0].min() > 0 and w[:, 2].min() > 0
+
+
+def test_refine_1_reproduces_the_stored_grid_solve_bit_for_bit():
+    # The generator as it was before the data was refined, written out: the same draws, exact cell means on the stored
+    # cells centred at j·h, one solve_euler1d on the stored grid per wall type, float32.
+    cfg = replace(TINY, refine=1)
+    data = Euler1D.generate(cfg, seed=0)
+    rng = np.random.default_rng(0)
+    gamma, states, _, names = sample_riemann_data(rng, cfg, n_states=2, ndim=1)
+    centre = rng.uniform(*cfg.centre_range, size=names.size)
+    width = rng.uniform(*cfg.width_range, size=names.size)
+    h = 1.0 / cfg.n
+    x, lo, hi = np.arange(cfg.n) * h, (centre - 0.5 * width)[:, None], (centre + 0.5 * width)[:, None]
+    inside = np.clip((np.minimum(x + 0.5 * h, hi) - np.maximum(x - 0.5 * h, lo)) / h, 0.0, 1.0)[:, None]
+    cons = primitive_to_conserved(states, gamma)
+    u0 = inside * cons[:, :, :1] + (1.0 - inside) * cons[:, :, 1:]  # [traj, 3, n]
+    t_out = np.arange(cfg.n_frames) * cfg.dt
+    walls = names == "ood_bc"
+    old = np.empty((names.size, cfg.n_frames, 3, cfg.n), dtype=np.float32)
+    for sel, bc in ((~walls, "periodic"), (walls, "reflective")):
+        old[sel] = solve_euler1d(u0[sel], gamma[sel], t_out, dx=h, bc=bc)
+    for split in cfg.counts:
+        np.testing.assert_array_equal(stacked(data[split]).astype(np.float32), old[names == split])
+        assert data[split].fields["rho"].dtype == np.float32
+
+
+@pytest.mark.parametrize("gamma", [1.3, 1.7])
+def test_stored_frames_converge_with_refine_and_frame_0_is_exact_at_every_refine(gamma):
+    # The strongest shocks of each split (pressure ratio at the top of train's and of ood_regime's range; ood_bc with
+    # walls), at either end of the γ range, over the whole small-size horizon (t ∈ [0, 0.4]), at refine 1, 2, 4. The
+    # initial cell means are exact averages on every solver grid, so frame 0 is the same at every refine; every later
+    # frame converges to the 4x solve at the ~first order of shocked flow: the relative L1 error of ρ falls by > 1.5x
+    # from refine 1 to 2 at every frame of every split (measured 1.6–6.9x; 3 at first order against a 4x reference).
+    cfg = EulerSize(
+        n=64,
+        n_frames=41,
+        dt=0.01,
+        counts={"train": 1, "ood_regime": 1, "ood_bc": 1},
+        gamma_range=(gamma, gamma),
+        ratio_train=(10.0, 10.0),
+        ratio_ood=(100.0, 100.0),
+    )
+    frames = {}
+    for r in (1, 2, 4):
+        data = Euler1D.generate(replace(cfg, refine=r), seed=0)
+        frames[r] = np.concatenate([stacked(data[s]) for s in cfg.counts])  # [3, T, 3, n]
+    np.testing.assert_allclose(frames[1][:, 0], frames[4][:, 0], rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(data["ood_regime"].params, [[gamma, 100.0]], rtol=1e-6)
+
+    def rho_l1(r: int) -> np.ndarray:  # [split, frame] relative L1 of ρ against the 4x solve
+        return np.abs(frames[r][:, :, 0] - frames[4][:, :, 0]).sum(-1) / np.abs(frames[4][:, :, 0]).sum(-1)
+
+    e1, e2 = rho_l1(1)[:, 1:], rho_l1(2)[:, 1:]
+    assert np.all(e1 > 1.5 * e2), (e1 / e2).min(axis=1)
+    assert Euler1D.solver_config(cfg)["n_internal"] == 128

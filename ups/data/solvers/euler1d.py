@@ -12,7 +12,8 @@ ratio, γ per trajectory. Stored parameters: ``gamma`` and ``pressure_ratio`` (m
 boundaries. See docs/data_format.md.
 
 Cells are centred at the stored coordinates x_j = j·h (h = 1/N), so cell j covers [(j − ½)h, (j + ½)h); with walls
-(``ood_bc``), the walls are the outer faces x = −h/2 and x = 1 − h/2.
+(``ood_bc``), the walls are the outer faces x = −h/2 and x = 1 − h/2. The data is solved on a grid ``refine`` times
+finer (:class:`EulerSize`) whose cells subdivide the stored ones, and stored as its block averages.
 """
 
 from __future__ import annotations
@@ -94,7 +95,13 @@ class EulerSize:
             ~ U(centre_range) and width ~ U(width_range); the defaults keep it inside [0.1, 0.9], clear of the walls.
         ood_bc: wall type of the ``ood_bc`` split.
         scheme: finite-volume scheme.
-        batch: trajectories solved together (bounds the float64 working memory of the full size).
+        batch: trajectories solved together on a ``refine = 1`` grid (bounds the float64 working memory of the full
+            size); a finer solver grid takes ``batch / refine^ndim`` at a time.
+        refine: solver cells per stored cell along each axis. The initial cell means are exact on the solver grid,
+            the CFL step shrinks with its cells, and the stored frames are its block averages: cell means of a
+            ``refine`` times better resolved solution, so the task's own solver restarted on the stored grid
+            (:meth:`EulerTask.solve_from`) carries a real discretisation error. ``refine = 1`` solves on the stored
+            grid (the data as it was before the refinement, bit for bit).
     """
 
     n: int
@@ -112,6 +119,7 @@ class EulerSize:
     ood_bc: BoundaryType = "reflective"
     scheme: FVScheme = FVScheme()
     batch: int = 128
+    refine: int = 2
 
 
 def sample_riemann_data(
@@ -217,9 +225,9 @@ class EulerTask(Task[EulerSize]):
         return len(cls.fields) - 2  # ρ, one momentum per axis, E
 
     @classmethod
-    def solver_refine(cls, cfg: EulerSize) -> int:
-        """Solver cells per stored cell along each axis (1: the data is solved on the stored grid)."""
-        return 1
+    def derived_config(cls, cfg: EulerSize) -> dict:
+        """``n_internal``, the solver's cells per axis."""
+        return {"n_internal": cfg.n * cfg.refine}
 
     @classmethod
     def make_spec(cls, cfg: EulerSize) -> TaskSpec:
@@ -250,15 +258,15 @@ class EulerTask(Task[EulerSize]):
         """
         gamma, states, ratio, names = sample_riemann_data(rng, cfg, n_states=2 ** cls.ndim(), ndim=cls.ndim())
         u0 = cls.initial_state(cfg, rng, primitive_to_conserved(states, gamma))
-        frames = solve_splits(u0, gamma, names, cfg, refine=cls.solver_refine(cfg))
+        frames = solve_splits(u0, gamma, names, cfg, refine=cfg.refine)
         return pack_splits(cfg.counts, dict(zip(cls.fields, frames, strict=True)), np.stack([gamma, ratio], axis=1))
 
     @classmethod
     @abstractmethod
     def initial_state(cls, cfg: EulerSize, rng: np.random.Generator, cons: np.ndarray) -> np.ndarray:
-        """Conserved cell means ``[traj, C, *grid]`` on the solver grid (:meth:`solver_refine` cells per stored cell
-        and axis, see :func:`cell_fraction`) from the constant states ``cons`` ``[traj, C, 2^ndim]``; the random
-        draws must not depend on the solver grid."""
+        """Conserved cell means ``[traj, C, *grid]`` on the solver grid (``cfg.refine`` cells per stored cell and
+        axis, see :func:`cell_fraction`) from the constant states ``cons`` ``[traj, C, 2^ndim]``; the random draws
+        must not depend on the solver grid."""
 
     @classmethod
     def solve_from(
@@ -278,8 +286,10 @@ class EulerTask(Task[EulerSize]):
         coarse cells), solved there with the CFL number scaled by ``step`` (each trajectory its own steps, cut to land
         on every stored time), and brought back by conservative linear prolongation with the scheme's own slope
         limiter (MC by default; :func:`~ups.data.solvers._restart.prolong_linear`, zero gradient at walls), so every
-        coarse cell's mean, and the domain totals, are kept. Far beyond the scheme's stability bound (CFL 2 in 2D) the
-        positivity fallback can fail: that trajectory returns NaN from then on.
+        coarse cell's mean, and the domain totals, are kept. The data is solved on a grid ``cfg.refine`` times finer
+        than the stored one, so even ``coarsen = 1`` carries the stored grid's discretisation error. Far beyond the
+        scheme's stability bound (CFL 2 in 2D) the positivity fallback can fail: that trajectory returns NaN from then
+        on.
         """
         cfg = cls.size(cfg)
         frames0, params = check_frames(cls.name, cls.spec(cfg), frames0, params, n_steps)
@@ -313,18 +323,26 @@ class Euler1D(EulerTask):
         ConservedQuantity("energy", "E"),
     )
     sizes: dict[str, EulerSize] = {
+        # 256 cells stored, solved on 512 (refine 2: 4× the work of a 256-cell solve, 2× the cells and half the CFL
+        # step): ≈ 6.2 s of one core (1.8 s when solved on 256).
         "small": EulerSize(
             n=256,
             n_frames=41,
             dt=0.01,
             counts={"train": 32, "val": 8, "test": 8, "ood_regime": 8, "ood_bc": 8},
         ),
-        # PDEBench 1D compressible-flow resolution (1024 cells) and frame count, t ∈ [0, 0.4].
+        # PDEBench 1D compressible-flow resolution (1024 cells) and frame count, t ∈ [0, 0.4], solved on 2048 cells:
+        # ≈ 40 min of one core (extrapolated from 1/25 of it, 56 trajectories in the splits' proportions: 96 s; the
+        # 1024-cell solve took 34 s at batch 128, ≈ 14 min in all).
         "full": EulerSize(
             n=1024,
             n_frames=101,
             dt=0.004,
             counts={"train": 1000, "val": 100, "test": 100, "ood_regime": 100, "ood_bc": 100},
+            # the element-wise work is memory-bound: 4 trajectories of the 2048-cell solver grid at a time keep the
+            # arrays in cache (batch 128, 64 at a time, took 2.8–3.8× as long: 272–368 s for the 56); results do not
+            # depend on the batch
+            batch=8,
         ),
     }
 
@@ -335,5 +353,5 @@ class Euler1D(EulerTask):
         centre = rng.uniform(*cfg.centre_range, size=n_traj)
         width = rng.uniform(*cfg.width_range, size=n_traj)
         lo, hi = centre - 0.5 * width, centre + 0.5 * width
-        inside = cell_fraction(lo, hi, cfg.n, cls.solver_refine(cfg))[:, None]  # [traj, 1, n]
+        inside = cell_fraction(lo, hi, cfg.n, cfg.refine)[:, None]  # [traj, 1, n · refine]
         return inside * cons[:, :, :1] + (1.0 - inside) * cons[:, :, 1:]

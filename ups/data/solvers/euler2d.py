@@ -19,8 +19,6 @@ momentum along the first spatial axis. With walls (``ood_bc``) the walls are the
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from ups.data.solvers import TASKS
@@ -51,17 +49,9 @@ def solve_euler2d(
     return solve_euler(u0, gamma, t_out, spacing=spacing, bc=bc, scheme=scheme, max_step=max_step)
 
 
-@dataclass(frozen=True)
-class Euler2DSize(EulerSize):
-    """One size of the euler2d dataset: an :class:`~ups.data.solvers.euler1d.EulerSize` and its solver refinement.
-
-    Attributes:
-        refine: solver cells per stored cell along each axis. The initial cell means are exact on the solver grid,
-            the CFL step shrinks with its cells, and the stored frames are its ``refine × refine`` block averages:
-            cell means of a ``refine`` times better resolved solution.
-    """
-
-    refine: int = 2
+#: One size of the euler2d dataset: the :class:`~ups.data.solvers.euler1d.EulerSize` that ``euler1d`` shares, its
+#: solver refinement ``refine`` (2 by default) included; the stored frames are ``refine × refine`` block averages.
+Euler2DSize = EulerSize
 
 
 @TASKS.register("euler2d")
@@ -101,22 +91,12 @@ class Euler2D(EulerTask):
     }
 
     @classmethod
-    def solver_refine(cls, cfg: EulerSize) -> int:
-        """``cfg.refine``; a plain :class:`EulerSize` (no ``refine`` field) is solved on the stored grid."""
-        return getattr(cfg, "refine", 1)
-
-    @classmethod
-    def derived_config(cls, cfg: EulerSize) -> dict:
-        """``n_internal``, the solver's cells per axis."""
-        return {"n_internal": cfg.n * cls.solver_refine(cfg)}
-
-    @classmethod
     def initial_state(cls, cfg: EulerSize, rng: np.random.Generator, cons: np.ndarray) -> np.ndarray:
         """Four quadrant states around an inner rectangle: its centres along x and y, then its widths."""
         n_traj = cons.shape[0]
         centre = rng.uniform(*cfg.centre_range, size=(2, n_traj))
         width = rng.uniform(*cfg.width_range, size=(2, n_traj))
-        r = cls.solver_refine(cfg)
+        r = cfg.refine
         fx, fy = (cell_fraction(c - 0.5 * w, c + 0.5 * w, cfg.n, r) for c, w in zip(centre, width, strict=True))
         fx, fy = fx[:, :, None], fy[:, None, :]  # [traj, n_x, 1], [traj, 1, n_y]
         weights = np.stack([fx * fy, fx * (1.0 - fy), (1.0 - fx) * fy, (1.0 - fx) * (1.0 - fy)], axis=1)
