@@ -33,7 +33,6 @@ from ups.config.loader import config_hash, load_config
 from ups.config.schema import UPSConfig
 from ups.data.generate import cached_dataset
 from ups.data.solvers import TASKS
-from ups.data.solvers.base import Task
 from ups.data.store import DatasetStore
 from ups.errors import CandidateFailed, UserInputError
 from ups.eval.evaluate import EvalResult, evaluate_split
@@ -187,7 +186,7 @@ class SuiteRunner:
             return {"model": entry.model}
         if entry.solver is not None:
             for task in self.suite.tasks:
-                if TASKS.get(task).solve_from.__func__ is Task.solve_from.__func__:  # the default refuses
+                if not TASKS.get(task).restartable():
                     raise UserInputError(f"baseline {name}: task {task} has no reference solver to restart")
             return {"solver": entry.solver.model_dump(), "tasks": {t: TASKS.get(t).solver for t in self.suite.tasks}}
         tasks = {t: config_hash(self.task_config(name, t, seed=0)) for t in self.suite.tasks}

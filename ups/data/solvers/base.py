@@ -81,6 +81,11 @@ class Task(ABC, Generic[SizeT]):
         """Every split of size config ``cfg``, drawn from ``rng`` alone."""
 
     @classmethod
+    def restartable(cls) -> bool:
+        """Whether the task defines :meth:`solve_from` (steady tasks keep the default, which refuses)."""
+        return cls.solve_from.__func__ is not Task.solve_from.__func__
+
+    @classmethod
     def solve_from(
         cls,
         cfg: SizeT,
